@@ -1,0 +1,195 @@
+"""The command line: `daemon`, and the client commands that talk to it.
+
+Client commands import neither numpy nor sounddevice, so `say` starts quickly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import codecs
+import json
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from player.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from player.client import Client
+    from player.generated.speechkit_player.control.v1 import control_pb2
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _default_config(environ: os._Environ[str]) -> Path | None:
+    base = Path(environ.get("XDG_CONFIG_HOME") or Path(environ.get("HOME", "~")) / ".config")
+    candidate = base.expanduser() / "speechkit-player" / "player.toml"
+    return candidate if candidate.is_file() else None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="speechkit-player",
+        description="Speak text on the local sound card through SpeechKit streaming synthesis.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument(
+            "--config",
+            type=Path,
+            metavar="PATH",
+            help="TOML config (default: ~/.config/speechkit-player/player.toml if present)",
+        )
+        return sub
+
+    command("daemon", "run the daemon in the foreground until SIGTERM")
+    say = command("say", "queue text to speak ('-' reads standard input as it arrives)")
+    say.add_argument("--wait", action="store_true", help="return after the last sample played")
+    say.add_argument("text", nargs="+", metavar="TEXT")
+    command("stop", "silence the speaker now and clear the queue")
+    command("status", "print the daemon's state as JSON")
+    command("devices", "list output devices as the daemon sees them")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(
+            args.config or _default_config(os.environ),
+            os.environ,
+            need_credentials=args.command == "daemon",
+        )
+    except ConfigError as err:
+        _fail(str(err), EXIT_USAGE)
+    if args.command == "daemon":
+        _run_daemon(settings, args.verbose)
+    else:
+        sys.exit(asyncio.run(_client(settings, args)))
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> None:
+    print(f"speechkit-player: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _run_daemon(settings: Settings, verbose: bool) -> None:
+    # journald stamps each line itself.
+    stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format=f"{stamp}%(levelname)s %(name)s: %(message)s",
+    )
+    from player.daemon import DaemonError, run
+
+    try:
+        asyncio.run(run(settings))
+    except DaemonError as err:
+        logging.getLogger("player").error("%s", err)
+        sys.exit(EXIT_FAILED)
+
+
+async def _client(settings: Settings, args: argparse.Namespace) -> int:
+    from player.client import Client, ClientError
+
+    async with Client(settings.control.socket) as client:
+        try:
+            if args.command == "say":
+                return await _say(client, args.text, args.wait)
+            if args.command == "stop":
+                reply = await client.stop()
+                print(f"stopped ({reply.cancelled} utterance(s) cancelled)")
+            elif args.command == "status":
+                print(json.dumps(_status_dict(await client.status()), indent=2))
+            elif args.command == "devices":
+                for device in (await client.devices()).devices:
+                    mark = "*" if device.is_default else " "
+                    print(
+                        f"{mark}{device.index:3d} {device.name} ({device.hostapi}, "
+                        f"{device.max_output_channels} ch, {device.default_samplerate:.0f} Hz)"
+                    )
+        except ClientError as err:
+            print(f"speechkit-player: {err}", file=sys.stderr)
+            return EXIT_FAILED
+    return 0
+
+
+async def _say(client: Client, words: list[str], wait: bool) -> int:
+    from player.client import ClientError
+
+    if words == ["-"]:
+        pieces = _stdin_pieces()
+    else:
+        text = " ".join(words)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            print("speechkit-player: the text is not valid UTF-8", file=sys.stderr)
+            return EXIT_FAILED
+        pieces = _one(text)
+    try:
+        reply = await client.say(pieces, wait)
+    except (ClientError, InputError) as err:
+        print(f"speechkit-player: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    if wait:
+        print(f"{reply.utterance_id}: played {reply.played_ms / 1000:.2f} s")
+    else:
+        print(reply.utterance_id)
+    return 0
+
+
+class InputError(Exception):
+    """Standard input could not be read as text."""
+
+
+async def _one(text: str) -> AsyncIterator[str]:
+    yield text
+
+
+async def _stdin_pieces() -> AsyncIterator[str]:
+    """Standard input, piece by piece as it arrives (not line-buffered)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    fd = sys.stdin.fileno()
+    offset = 0
+    while True:
+        data = await asyncio.to_thread(os.read, fd, 4096)
+        try:
+            text = decoder.decode(data, final=not data)
+        except UnicodeDecodeError as err:
+            raise InputError(
+                f"standard input is not valid UTF-8 (byte {offset + err.start})"
+            ) from None
+        offset += len(data)
+        if text:
+            yield text
+        if not data:
+            return
+
+
+def _status_dict(status: control_pb2.Status) -> dict[str, object]:
+    counters = status.counters
+    return {
+        "state": status.state,
+        "queue_length": status.queue_length,
+        "device": status.device,
+        "sample_rate": status.sample_rate,
+        "channels": status.channels,
+        "endpoint": status.endpoint,
+        "counters": {
+            "utterances": counters.utterances,
+            "underruns": counters.underruns,
+            "errors": counters.errors,
+            "frames_played": counters.frames_played,
+        },
+        "last_error": status.last_error,
+    }

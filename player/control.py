@@ -1,0 +1,186 @@
+"""The control server: our own gRPC service on a local Unix socket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import grpc
+
+from player.generated.speechkit_player.control.v1 import control_pb2, control_pb2_grpc
+from player.output import AudioOutput, OutputError
+from player.playback import Playback, TextError, Utterance
+from player.session import SynthesisError
+
+_LOGGER = logging.getLogger(__name__)
+
+SOCKET_MODE = 0o660
+
+DeviceLister = Callable[[], list[control_pb2.Device]]
+
+
+class ControlError(Exception):
+    """The control socket cannot be served."""
+
+
+class PlayerService(control_pb2_grpc.PlayerServicer):
+    def __init__(
+        self, playback: Playback, output: AudioOutput, endpoint: str, devices: DeviceLister
+    ) -> None:
+        self._playback = playback
+        self._output = output
+        self._endpoint = endpoint
+        self._devices = devices
+
+    async def Say(
+        self,
+        request_iterator: AsyncIterator[control_pb2.SayRequest],
+        context: grpc.aio.ServicerContext[control_pb2.SayRequest, control_pb2.SayReply],
+    ) -> control_pb2.SayReply:
+        utterance: Utterance | None = None
+        wait: bool | None = None
+        try:
+            async for request in request_iterator:
+                if wait is None:
+                    wait = request.wait
+                if utterance is None:
+                    if not request.text.strip():
+                        continue
+                    utterance = Utterance()
+                    self._playback.submit(utterance)
+                    _LOGGER.debug("%s queued", utterance.id)
+                utterance.feed(request.text)
+            if utterance is None:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, "nothing to say: the text is empty"
+                )
+            utterance.close()
+            if not wait:
+                return control_pb2.SayReply(utterance_id=utterance.id)
+            frames = await utterance.done
+        except TextError as err:
+            await self._drop(utterance)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+        except SynthesisError as err:
+            await context.abort(_caller_code(err.code), str(err))
+        except OutputError as err:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(err))
+        except asyncio.CancelledError:
+            # The caller went away (Ctrl-C, a broken input) before its answer: what it
+            # asked for is no longer wanted.
+            await self._drop(utterance)
+            raise
+        played_ms = frames * 1000 // self._output.device.samplerate
+        return control_pb2.SayReply(utterance_id=utterance.id, played_ms=played_ms)
+
+    async def _drop(self, utterance: Utterance | None) -> None:
+        if utterance is not None and not utterance.done.done():
+            utterance.close()
+            await self._playback.cancel(utterance)
+
+    async def Stop(
+        self,
+        request: control_pb2.StopRequest,
+        context: grpc.aio.ServicerContext[control_pb2.StopRequest, control_pb2.StopReply],
+    ) -> control_pb2.StopReply:
+        cancelled = await self._playback.stop()
+        _LOGGER.info("stop: %d utterance(s) cancelled", cancelled)
+        return control_pb2.StopReply(cancelled=cancelled)
+
+    async def GetStatus(
+        self,
+        request: control_pb2.StatusRequest,
+        context: grpc.aio.ServicerContext[control_pb2.StatusRequest, control_pb2.Status],
+    ) -> control_pb2.Status:
+        playback, output = self._playback, self._output
+        return control_pb2.Status(
+            state="playing" if playback.playing else "idle",
+            queue_length=playback.queue_length,
+            device=output.device.name,
+            sample_rate=output.device.samplerate,
+            channels=output.device.channels,
+            counters=control_pb2.Counters(
+                utterances=playback.counters.utterances,
+                underruns=output.underruns,
+                errors=playback.counters.errors,
+                frames_played=output.frames_played,
+            ),
+            last_error=playback.last_error,
+            endpoint=self._endpoint,
+        )
+
+    async def ListDevices(
+        self,
+        request: control_pb2.ListDevicesRequest,
+        context: grpc.aio.ServicerContext[
+            control_pb2.ListDevicesRequest, control_pb2.ListDevicesReply
+        ],
+    ) -> control_pb2.ListDevicesReply:
+        return control_pb2.ListDevicesReply(devices=self._devices())
+
+
+def _caller_code(code: grpc.StatusCode) -> grpc.StatusCode:
+    """Clients read UNAVAILABLE as "the daemon is not there"; an upstream outage is
+    reported as a failed precondition instead, with the reason in the message."""
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN):
+        return grpc.StatusCode.FAILED_PRECONDITION
+    return code
+
+
+def _socket_in_use(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+class ControlServer:
+    """Serves PlayerService on ``path`` (mode 0660), removing the socket when stopped."""
+
+    def __init__(self, path: Path, service: PlayerService) -> None:
+        self._path = path
+        self._service = service
+        self._server: grpc.aio.Server | None = None
+
+    async def start(self) -> None:
+        path = self._path
+        if path.exists() or path.is_symlink():
+            if _socket_in_use(path):
+                raise ControlError(f"another daemon is already serving on {path}")
+            _LOGGER.info("removing stale control socket %s", path)
+            path.unlink()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ControlError(f"cannot create the folder for {path}: {err}") from err
+        server = grpc.aio.server()
+        control_pb2_grpc.add_PlayerServicer_to_server(self._service, server)
+        # Created 0600 under this umask, then opened up to the group: never world-writable,
+        # not even for a moment.
+        old_umask = os.umask(0o177)
+        try:
+            if server.add_insecure_port(f"unix:{path}") == 0:
+                raise ControlError(f"cannot listen on {path}")
+            await server.start()
+        except RuntimeError as err:
+            raise ControlError(f"cannot listen on {path}: {err}") from err
+        finally:
+            os.umask(old_umask)
+        os.chmod(path, SOCKET_MODE)
+        self._server = server
+        _LOGGER.info("control socket: %s", path)
+
+    async def stop(self, grace: float = 1.0) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop(grace)
+        with contextlib.suppress(FileNotFoundError):
+            self._path.unlink()

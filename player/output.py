@@ -1,0 +1,296 @@
+"""The output stream: a sounddevice callback that drains the ring buffer.
+
+The callback runs on PortAudio's thread. It copies frames, fills the rest with zeros and
+bumps integer counters; it never blocks, logs, allocates an array or lets an exception
+out (sounddevice would silently stop the stream and the speaker would go dead). The
+asyncio side talks to it only through the ring and a few plain attributes, and polls
+them: waiting on the callback would mean the callback signalling, which can block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from player.config import AudioSettings
+from player.ring import Frames, RingBuffer
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class OutputError(Exception):
+    """The audio device could not be opened or stopped consuming audio."""
+
+
+class Stream(Protocol):
+    """The part of ``sounddevice.OutputStream`` we use (fakes in tests implement it)."""
+
+    @property
+    def active(self) -> bool: ...
+    @property
+    def latency(self) -> float: ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def close(self) -> None: ...
+
+
+StreamFactory = Callable[..., Stream]
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    name: str
+    """The device as PortAudio names it."""
+    samplerate: int
+    """Hertz; the rate the stream is open at and audio is requested at."""
+    channels: int
+    """Output channels; mono speech is copied to each."""
+    block_frames: int
+    """Frames per callback."""
+
+
+def _sounddevice_stream(**kwargs: Any) -> Stream:
+    import sounddevice
+
+    stream: Stream = sounddevice.OutputStream(**kwargs)
+    return stream
+
+
+def resolve_device(settings: AudioSettings) -> DeviceInfo:
+    """Ask PortAudio about the configured device; raises OutputError in plain words."""
+    import sounddevice
+
+    try:
+        info = sounddevice.query_devices(settings.device, kind="output")
+    except (ValueError, sounddevice.PortAudioError) as err:
+        wanted = "the default output device" if settings.device is None else settings.device
+        raise OutputError(f"audio device {wanted!r} is not available: {err}") from err
+    max_channels = int(info["max_output_channels"])
+    if max_channels < 1:
+        raise OutputError(f"audio device {info['name']!r} has no output channels")
+    channels = settings.channels or min(2, max_channels)
+    if channels > max_channels:
+        raise OutputError(
+            f"audio device {info['name']!r} has {max_channels} output channels, "
+            f"{channels} configured"
+        )
+    rate = settings.samplerate or round(info["default_samplerate"])
+    # The service accepts 8-48 kHz; a device default outside that is clamped to 48 kHz
+    # and PortAudio (or the sound server) converts.
+    if not 8000 <= rate <= 48000:
+        rate = 48000
+    block = max(1, round(rate * settings.block_ms / 1000))
+    return DeviceInfo(str(info["name"]), rate, channels, block)
+
+
+def output_devices() -> list[dict[str, Any]]:
+    """Output devices as PortAudio sees them, in the fields of control.proto's Device."""
+    import sounddevice
+
+    default = sounddevice.default.device[1]
+    hostapis = sounddevice.query_hostapis()
+    return [
+        {
+            "index": int(info["index"]),
+            "name": str(info["name"]),
+            "hostapi": str(hostapis[info["hostapi"]]["name"]),
+            "max_output_channels": int(info["max_output_channels"]),
+            "default_samplerate": float(info["default_samplerate"]),
+            "is_default": info["index"] == default,
+        }
+        for info in sounddevice.query_devices()
+        if info["max_output_channels"] > 0
+    ]
+
+
+class AudioOutput:
+    """Owns the ring buffer and the output stream for the daemon's whole life."""
+
+    def __init__(
+        self,
+        settings: AudioSettings,
+        device: DeviceInfo,
+        stream_factory: StreamFactory = _sounddevice_stream,
+    ) -> None:
+        self.device = device
+        self._settings = settings
+        self._factory = stream_factory
+        rate = device.samplerate
+        self.ring = RingBuffer(max(device.block_frames * 2, rate * settings.buffer_ms // 1000))
+        self.prebuffer_frames = min(self.ring.capacity // 2, rate * settings.prebuffer_ms // 1000)
+        fade = max(1, round(rate * settings.fade_ms / 1000))
+        self._fade = np.linspace(1.0, 0.0, fade, dtype=np.float32)[:, np.newaxis]
+        self._stream: Stream | None = None
+        # Shared with the callback. Plain ints and bools: single writes are atomic under
+        # the GIL, and each has one writer (noted per field).
+        self.gate_open = False  # asyncio: start playing (prebuffer reached)
+        self.expecting = False  # asyncio: an utterance is still producing audio
+        self.end_mark = 0  # asyncio: ring position where queued speech ends
+        self._flush_requested = 0  # asyncio: bump to fade out and drop the ring
+        self._flush_done = 0  # callback: acknowledges a flush
+        self.underruns = 0  # callback: times speech ran dry mid-utterance
+        self._starving = False  # callback
+        self.frames_played = 0  # callback: frames of speech handed to the device
+        self.callback_failed = False  # callback
+        self.last_callback = 0.0  # callback: time.monotonic() of the last call
+
+    # -- the callback (PortAudio thread) ---------------------------------------------
+
+    def _callback(self, outdata: Frames, frames: int, _time: Any, _status: Any) -> None:
+        try:
+            self.last_callback = time.monotonic()
+            ring = self.ring
+            if self._flush_requested != self._flush_done:
+                n = ring.read_into(outdata, frames) if self.gate_open else 0
+                k = min(n, len(self._fade))
+                outdata[:k] *= self._fade[:k]
+                outdata[k:] = 0.0
+                self.frames_played += k
+                ring.discard()
+                self.gate_open = False
+                self._flush_done = self._flush_requested
+                return
+            if not self.gate_open:
+                outdata.fill(0.0)
+                return
+            n = ring.read_into(outdata, frames)
+            self.frames_played += n
+            if n == frames:
+                self._starving = False
+                return
+            outdata[n:] = 0.0
+            # A dry spell counts once, however many blocks it lasts.
+            if (self.expecting or ring.read_pos < self.end_mark) and not self._starving:
+                self.underruns += 1
+                self._starving = True
+        except BaseException:
+            self.callback_failed = True
+            # Nothing may escape into PortAudio, not even from the zero-fill.
+            with contextlib.suppress(BaseException):
+                outdata.fill(0.0)
+
+    # -- stream lifetime (asyncio side) ----------------------------------------------
+
+    def open(self) -> None:
+        """Open and start the stream; raises OutputError with the device's name."""
+        self.close()
+        self.callback_failed = False
+        try:
+            stream = self._factory(
+                device=self._settings.device,
+                samplerate=self.device.samplerate,
+                channels=self.device.channels,
+                dtype="float32",
+                blocksize=self.device.block_frames,
+                latency="low",
+                callback=self._callback,
+            )
+            stream.start()
+        except Exception as err:
+            raise OutputError(f"cannot open audio device {self.device.name!r}: {err}") from err
+        self._stream = stream
+        _LOGGER.info(
+            "audio output open: %s, %d Hz, %d channel(s), %d-frame blocks, latency %.0f ms",
+            self.device.name,
+            self.device.samplerate,
+            self.device.channels,
+            self.device.block_frames,
+            stream.latency * 1000,
+        )
+
+    @property
+    def healthy(self) -> bool:
+        return self._stream is not None and self._stream.active and not self.callback_failed
+
+    def ensure_open(self) -> None:
+        """Reopen the stream if the device went away or the callback failed."""
+        if self.healthy:
+            return
+        if self._stream is not None:
+            _LOGGER.warning("audio output stopped (device gone or callback failed); reopening")
+        self.ring.discard()  # the stream is not running, so nothing else reads the ring
+        self.gate_open = False
+        self.open()
+
+    def close(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return
+        try:
+            stream.stop()
+            stream.close()
+        except Exception as err:
+            _LOGGER.warning("closing the audio stream failed: %s", err)
+
+    # -- producing (asyncio side) ----------------------------------------------------
+
+    def begin_utterance(self) -> None:
+        """Before the first frame of an utterance: hold playback for the prebuffer,
+        unless earlier speech is still playing (then the new one follows seamlessly)."""
+        if self.ring.available() == 0:
+            self.gate_open = False
+        self.expecting = True
+
+    def end_utterance(self) -> int:
+        """After the last frame: returns the ring position where this utterance ends."""
+        self.end_mark = self.ring.write_pos
+        self.expecting = False
+        self.gate_open = True
+        return self.end_mark
+
+    async def write(self, frames: Frames, stall_timeout: float) -> None:
+        """Queue frames, waiting for room: memory stays bounded, so a long text simply
+        slows the reader of the gRPC stream down. Raises OutputError if the callback
+        consumes nothing for ``stall_timeout`` seconds."""
+        ring = self.ring
+        done = ring.write(frames)
+        self._maybe_open_gate()
+        while done < len(frames):
+            await self._wait_progress(lambda: ring.free() > 0, stall_timeout)
+            done += ring.write(frames[done:])
+            self._maybe_open_gate()
+
+    def _maybe_open_gate(self) -> None:
+        if not self.gate_open and self.ring.available() >= self.prebuffer_frames:
+            self.gate_open = True
+
+    async def flush(self, wait_limit: float) -> bool:
+        """Fade out what is playing and drop everything queued. True once the callback
+        did it; False if it did not answer in time."""
+        if not self.healthy:
+            # No callback is running, so this side may drop the ring itself.
+            self.ring.discard()
+            self.gate_open = False
+            return True
+        self._flush_requested += 1
+        target = self._flush_requested
+        period = self.device.block_frames / self.device.samplerate
+        deadline = time.monotonic() + wait_limit
+        while self._flush_done != target:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(period / 2)
+        return True
+
+    async def wait_position(self, position: int, stall_timeout: float) -> None:
+        """Until the callback has consumed the ring up to ``position``."""
+        await self._wait_progress(lambda: self.ring.read_pos >= position, stall_timeout)
+
+    async def _wait_progress(self, ready: Callable[[], bool], stall_timeout: float) -> None:
+        """Poll ``ready`` once a block; fail if the callback stops consuming frames."""
+        period = self.device.block_frames / self.device.samplerate
+        last, since = self.ring.read_pos, time.monotonic()
+        while not ready():
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            if self.ring.read_pos != last:
+                last, since = self.ring.read_pos, now
+            elif now - since >= stall_timeout or not self.healthy:
+                raise OutputError("the audio device stopped taking audio")

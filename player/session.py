@@ -1,0 +1,246 @@
+"""One SpeechKit ``StreamSynthesis`` call: options, text pieces, half-close; audio out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+import grpc
+
+from player.config import SpeechKitSettings, VoiceSettings
+from player.generated.speechkit.tts.v3 import tts_pb2, tts_service_pb2_grpc
+from player.pcm import Linear16Decoder
+from player.ring import Frames
+
+_LOGGER = logging.getLogger(__name__)
+
+Sink = Callable[[Frames], Awaitable[None]]
+
+# Once all text is sent, the service answers within seconds; a silent server beyond
+# this is treated as dead rather than left to hang the queue.
+RESPONSE_TIMEOUT = 30.0
+
+_LOUDNESS = {
+    "LUFS": tts_pb2.LUFS,
+    "MAX_PEAK": tts_pb2.MAX_PEAK,
+}
+
+_EXPLAIN = {
+    grpc.StatusCode.UNAUTHENTICATED: "authentication failed: SpeechKit rejected the API key "
+    "or IAM token",
+    grpc.StatusCode.PERMISSION_DENIED: "permission denied: the key or token may not use "
+    "SpeechKit synthesis in this folder",
+    grpc.StatusCode.INVALID_ARGUMENT: "SpeechKit rejected the request",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "SpeechKit quota exceeded; try again later",
+    grpc.StatusCode.UNAVAILABLE: "SpeechKit endpoint unavailable",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "SpeechKit did not answer in time",
+    grpc.StatusCode.CANCELLED: "synthesis cancelled",
+}
+
+
+# What grpc.aio reports instead of the server's status when a write races the end of
+# the call (see Synthesizer._probe).
+_CORE_ARTEFACT = "Internal error from Core"
+# Verdicts a message-less probe call can reproduce faithfully.
+_PROBE_EXPLAINS = frozenset(
+    {
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.UNAVAILABLE,
+    }
+)
+
+
+class SynthesisError(Exception):
+    """An utterance failed; ``str()`` is one line meant for the person who asked."""
+
+    def __init__(
+        self, message: str, code: grpc.StatusCode = grpc.StatusCode.UNKNOWN, request_id: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.request_id = request_id
+
+
+@dataclass(frozen=True)
+class CallResult:
+    frames: int
+    """Frames of audio received."""
+    request_id: str
+    """The server's ``x-request-id``, if it sent one."""
+    first_audio_delay: float | None
+    """Seconds from the call's start to the first audio chunk."""
+
+
+def build_options(voice: VoiceSettings, samplerate: int) -> tts_pb2.SynthesisOptions:
+    options = tts_pb2.SynthesisOptions(
+        voice=voice.voice,
+        role=voice.role,
+        speed=voice.speed,
+        pitch_shift=voice.pitch_shift,
+        loudness_normalization_type=_LOUDNESS[voice.loudness],
+        output_audio_spec=tts_pb2.AudioFormatOptions(
+            raw_audio=tts_pb2.RawAudio(
+                audio_encoding=tts_pb2.RawAudio.LINEAR16_PCM, sample_rate_hertz=samplerate
+            )
+        ),
+    )
+    if voice.volume is not None:
+        options.volume = voice.volume
+    return options
+
+
+def _metadata_value(metadata: Iterable[tuple[str, str | bytes]] | None, key: str) -> str:
+    for name, value in metadata or ():
+        if name == key:
+            return value.decode(errors="replace") if isinstance(value, bytes) else value
+    return ""
+
+
+class Synthesizer:
+    """Opens ``StreamSynthesis`` calls on one long-lived channel."""
+
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        speechkit: SpeechKitSettings,
+        voice: VoiceSettings,
+        samplerate: int,
+        response_timeout: float = RESPONSE_TIMEOUT,
+    ) -> None:
+        self._stub = tts_service_pb2_grpc.SynthesizerStub(channel)
+        self._speechkit = speechkit
+        self._options = build_options(voice, samplerate)
+        self._response_timeout = response_timeout
+
+    def _metadata(self, request_id: str) -> list[tuple[str, str]]:
+        sk = self._speechkit
+        metadata = [("x-client-request-id", request_id)]
+        if sk.api_key:
+            metadata.append(("authorization", f"Api-Key {sk.api_key.reveal()}"))
+        elif sk.iam_token:
+            metadata.append(("authorization", f"Bearer {sk.iam_token.reveal()}"))
+        if sk.folder_id:
+            metadata.append(("x-folder-id", sk.folder_id))
+        return metadata
+
+    def _scrub(self, text: str) -> str:
+        """Servers may echo what they were sent; a secret never goes further than here."""
+        for secret in (self._speechkit.api_key, self._speechkit.iam_token):
+            if secret:
+                text = text.replace(secret.reveal(), "<secret>")
+        return text
+
+    async def synthesize(self, pieces: AsyncIterator[str], sink: Sink) -> CallResult:
+        """Send ``pieces`` (each already ending with whitespace) and pass the audio to
+        ``sink`` as it arrives. Raises SynthesisError; CancelledError cancels the call."""
+        client_id = str(uuid.uuid4())
+        call = self._stub.StreamSynthesis(metadata=self._metadata(client_id))
+        started = time.monotonic()
+        decoder = Linear16Decoder()
+        frames = 0
+        first_audio: float | None = None
+        input_done = asyncio.Event()
+
+        async def send() -> None:
+            await call.write(tts_pb2.StreamSynthesisRequest(options=self._options))
+            async for piece in pieces:
+                await call.write(
+                    tts_pb2.StreamSynthesisRequest(
+                        synthesis_input=tts_pb2.SynthesisInput(text=piece)
+                    )
+                )
+            await call.done_writing()
+            input_done.set()
+
+        async def receive() -> None:
+            nonlocal frames, first_audio
+            loop = asyncio.get_running_loop()
+            async with asyncio.timeout(None) as idle:
+                async for response in call:
+                    if input_done.is_set():
+                        idle.reschedule(loop.time() + self._response_timeout)
+                    data = response.audio_chunk.data
+                    if not data:
+                        continue
+                    if first_audio is None:
+                        first_audio = time.monotonic() - started
+                    chunk = decoder.decode(data)
+                    frames += len(chunk)
+                    if len(chunk):
+                        await sink(chunk)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(send())
+                group.create_task(receive())
+        except* grpc.aio.AioRpcError as errors:
+            err = errors.exceptions[0]
+            assert isinstance(err, grpc.aio.AioRpcError)
+            code, details = err.code(), err.details() or ""
+            if code is grpc.StatusCode.INTERNAL and details == _CORE_ARTEFACT:
+                code, details = await self._probe()
+            raise self._error(err, code, details, client_id) from None
+        except* TimeoutError:
+            call.cancel()
+            raise SynthesisError(
+                f"SpeechKit sent nothing for {self._response_timeout:.0f} s; gave up",
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+            ) from None
+        except* Exception as errors:
+            # The sink's own errors (a stalled device) go to the caller unwrapped.
+            raise errors.exceptions[0] from None
+        finally:
+            call.cancel()  # no-op once finished; ends the RPC if we were cancelled
+        if decoder.pending:
+            _LOGGER.warning("the audio stream ended in the middle of a sample; last byte dropped")
+        request_id = _metadata_value(await call.initial_metadata(), "x-request-id")
+        return CallResult(frames, request_id, first_audio)
+
+    async def _probe(self) -> tuple[grpc.StatusCode, str]:
+        """The server's real verdict after grpc reported only its internal artefact.
+
+        grpc.aio overwrites the server's status with INTERNAL when a write races the server
+        ending the call (grpc/grpc#36066), which is exactly what a rejected key does. A call
+        that writes nothing and half-closes at once cannot hit that race, and the service
+        checks credentials before it reads a message, so its status tells what happened.
+        """
+        call = self._stub.StreamSynthesis(metadata=self._metadata(str(uuid.uuid4())))
+        try:
+            async with asyncio.timeout(self._response_timeout):
+                await call.done_writing()
+                async for _ in call:
+                    pass
+        except grpc.aio.AioRpcError as err:
+            if err.code() in _PROBE_EXPLAINS:
+                return err.code(), err.details() or ""
+        except TimeoutError:
+            pass
+        finally:
+            call.cancel()
+        return grpc.StatusCode.UNKNOWN, "the stream ended unexpectedly"
+
+    def _error(
+        self, err: grpc.aio.AioRpcError, code: grpc.StatusCode, details: str, client_id: str
+    ) -> SynthesisError:
+        details = self._scrub(details)
+        request_id = _metadata_value(err.initial_metadata(), "x-request-id") or _metadata_value(
+            err.trailing_metadata(), "x-request-id"
+        )
+        summary = _EXPLAIN.get(code, f"synthesis failed ({code.name})")
+        message = f"{summary}: {details}" if details else summary
+        if code is grpc.StatusCode.UNAVAILABLE:
+            message = f"{summary} ({self._speechkit.endpoint}): {details}"
+        _LOGGER.warning(
+            "synthesis failed: %s [%s] (x-request-id=%s, x-client-request-id=%s)",
+            message,
+            code.name,
+            request_id or "-",
+            client_id,
+        )
+        return SynthesisError(message, code, request_id)

@@ -1,0 +1,429 @@
+"""A scripted SpeechKit v3-compatible server that "speaks" sine tones.
+
+It answers `speechkit.tts.v3.Synthesizer/StreamSynthesis` the way the cloud does (auth,
+options checks, audio streamed back in arbitrary chunks while text keeps arriving), but the
+audio is a tone whose length follows the text, so tests can compare it byte for byte with
+`ToneServer.expected_pcm`. A `ToneScript` chooses latency, pacing, chunk sizes and faults.
+
+Run it stand-alone with `python -m player.tone_server --listen 127.0.0.1:50051`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hmac
+import logging
+import random
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import grpc
+from grpc import aio
+
+from player.generated.speechkit.tts.v3 import tts_pb2, tts_service_pb2
+from player.tone_synth import (
+    BYTES_PER_SAMPLE,
+    Chunker,
+    Pacer,
+    ToneGenerator,
+    byte_offset_ms,
+    piece_samples,
+)
+
+if TYPE_CHECKING:
+    _Context = aio.ServicerContext[tts_pb2.StreamSynthesisRequest, tts_pb2.StreamSynthesisResponse]
+
+_LOGGER = logging.getLogger(__name__)
+
+SPEECHKIT_VOICES = frozenset(
+    {
+        "alena", "filipp", "ermil", "jane", "omazh", "zahar", "dasha", "julia", "lera",
+        "masha", "marina", "alexander", "kirill", "anton",  # ru-RU
+        "john", "lea", "naomi",  # en-US, de-DE, he-IL
+        "amira", "madi", "saule", "zhanar", "nigora", "zamira", "yulduz",  # kk-KK, uz-UZ
+    }
+)  # fmt: skip
+"""Voice names SpeechKit v3 knows (see /work/shared/speechkit-v3-wire.md)."""
+
+MAX_STREAM_CHARS = 5000
+"""Characters of text one streaming call may carry."""
+MIN_RATE_HZ, MAX_RATE_HZ = 8000, 48000
+UNAUTHENTICATED_DETAILS = "Token is invalid or has expired."
+
+_SERVICE = tts_service_pb2.DESCRIPTOR.services_by_name["Synthesizer"].full_name
+
+
+@dataclass(frozen=True)
+class ToneScript:
+    """What the server does on each call. Replace `ToneServer.script` to change it; a call
+    keeps the script it started with."""
+
+    frequency_hz: float = 440.0
+    amplitude: float = 0.5
+    """Fraction of full scale."""
+    ms_per_char: float = 40.0
+    """Milliseconds of audio per character of text (spaces count)."""
+    first_chunk_delay: float = 0.0
+    """Seconds from the first text to the first audio chunk."""
+    realtime_factor: float = 0.0
+    """Audio seconds produced per wall second; 0 = as fast as possible."""
+    jitter: float = 0.0
+    """Seconds, uniform +/- on each chunk's send time (seeded RNG)."""
+    jitter_seed: int = 0
+    """Seed of the jitter RNG; call number k uses jitter_seed + k."""
+    chunk_bytes: tuple[int, ...] = (4801, 3000, 1)
+    """Chunk sizes, cycled; odd sizes split samples on purpose."""
+    abort_after_bytes: int | None = None
+    """Abort the call once this many audio bytes were sent."""
+    abort_code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE
+    abort_message: str = "stream aborted by test server"
+    api_key: str | None = None
+    """If set, require `authorization: Api-Key <this>` (scheme case-insensitive)."""
+    iam_token: str | None = None
+    """If set, `authorization: Bearer <this>` is accepted too."""
+    voices: frozenset[str] = SPEECHKIT_VOICES
+
+
+@dataclass
+class CallRecord:
+    """One StreamSynthesis call as the server saw it."""
+
+    metadata: dict[str, str] = field(default_factory=dict)
+    options: tts_pb2.SynthesisOptions | None = None
+    texts: list[str] = field(default_factory=list)
+    forced: int = 0
+    """force_synthesis events received."""
+    audio: bytearray = field(default_factory=bytearray)
+    """Every PCM byte sent, in order."""
+    started: float = field(default_factory=time.monotonic)
+    first_chunk_at: float | None = None
+    finished_at: float | None = None
+    """When the last chunk was sent (time.monotonic(), like the others)."""
+    status: grpc.StatusCode = grpc.StatusCode.OK
+    """OK, or the error the call ended with (CANCELLED when the client cancelled)."""
+    half_closed: bool = False
+    """The request stream ended. grpc ends it on a client cancel too: see `status`."""
+
+
+class _Rejected(Exception):
+    """Ends a call with a gRPC error status."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(code, details)
+        self.code = code
+        self.details = details
+
+
+class _ClientGone(Exception):
+    """A write failed: the call is dead (the client cancelled or disconnected)."""
+
+
+def _invalid(details: str) -> _Rejected:
+    return _Rejected(grpc.StatusCode.INVALID_ARGUMENT, details)
+
+
+def _authorized(script: ToneScript, metadata: dict[str, str]) -> bool:
+    if script.api_key is None and script.iam_token is None:
+        return True
+    scheme, _, credential = metadata.get("authorization", "").strip().partition(" ")
+    expected = {"api-key": script.api_key, "bearer": script.iam_token}.get(scheme.lower())
+    return expected is not None and hmac.compare_digest(
+        credential.strip().encode(), expected.encode()
+    )
+
+
+def options_problem(options: tts_pb2.SynthesisOptions, voices: frozenset[str]) -> str | None:
+    """Why SpeechKit (or this raw-only server) would refuse `options`, or None."""
+    if options.voice and options.voice not in voices:
+        return f"unknown voice {options.voice!r}"
+    spec = options.output_audio_spec
+    kind = spec.WhichOneof("AudioFormat") if options.HasField("output_audio_spec") else None
+    if kind != "raw_audio":
+        return (
+            f"output_audio_spec is {kind or 'unset'}: this server only sends raw_audio "
+            "LINEAR16_PCM (no container, no WAV header)"
+        )
+    if spec.raw_audio.audio_encoding != tts_pb2.RawAudio.LINEAR16_PCM:
+        return "raw_audio.audio_encoding must be LINEAR16_PCM"
+    rate = spec.raw_audio.sample_rate_hertz
+    if not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
+        return f"sample_rate_hertz {rate} is outside {MIN_RATE_HZ}..{MAX_RATE_HZ}"
+    if options.speed != 0 and not 0.1 <= options.speed <= 3.0:
+        return f"speed {options.speed} is outside 0.1..3"
+    if not -1000.0 <= options.pitch_shift <= 1000.0:
+        return f"pitch_shift {options.pitch_shift} is outside -1000..1000 Hz"
+    volume = options.volume
+    if options.loudness_normalization_type == tts_pb2.MAX_PEAK:
+        if volume != 0 and not 0.0 < volume <= 1.0:
+            return f"volume {volume} is outside (0, 1] for MAX_PEAK"
+    elif volume != 0 and not -145.0 <= volume < 0.0:
+        return f"volume {volume} is outside [-145, 0) for LUFS"
+    return None
+
+
+class _Call:
+    """One StreamSynthesis call: a reader of requests and a writer of paced audio, run
+    concurrently so text can keep arriving while earlier audio is paced out."""
+
+    def __init__(
+        self, script: ToneScript, record: CallRecord, context: _Context, rng: random.Random
+    ) -> None:
+        self._script = script
+        self._record = record
+        self._context = context
+        self._pieces: asyncio.Queue[tuple[str, float] | None] = asyncio.Queue()
+        self._chunker = Chunker(script.chunk_bytes)
+        self._pacer = Pacer(script.first_chunk_delay, script.realtime_factor, script.jitter, rng)
+        self._rate = 0
+        self._tone: ToneGenerator | None = None
+
+    async def run(
+        self, requests: AsyncIterator[tts_pb2.StreamSynthesisRequest]
+    ) -> _Rejected | None:
+        """Serve the call; return the error it must end with, if any."""
+        rejection: _Rejected | None = None
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._read(requests))
+                tasks.create_task(self._write())
+        except* _Rejected as group:
+            first = group.exceptions[0]
+            assert isinstance(first, _Rejected)
+            rejection = first
+        except* _ClientGone:
+            # What grpc does to the handler once it notices the cancel, done now so the
+            # failed write is not logged as a servicer error.
+            raise asyncio.CancelledError from None
+        return rejection
+
+    async def _read(self, requests: AsyncIterator[tts_pb2.StreamSynthesisRequest]) -> None:
+        chars = 0
+        async for request in requests:
+            kind = request.WhichOneof("Event")
+            if self._tone is None:
+                if kind != "options":
+                    raise _invalid(f"the first message must carry options, got {kind or 'none'}")
+                self._start(request.options)
+            elif kind == "options":
+                raise _invalid("options can only be sent once, in the first message")
+            elif kind == "synthesis_input":
+                text = request.synthesis_input.text
+                chars += len(text)
+                if chars > MAX_STREAM_CHARS:
+                    raise _invalid(f"text exceeds {MAX_STREAM_CHARS} characters per stream")
+                self._record.texts.append(text)
+                self._pieces.put_nowait((text, time.monotonic()))
+            elif kind == "force_synthesis":
+                self._record.forced += 1
+            else:
+                raise _invalid("empty request: set options, synthesis_input or force_synthesis")
+        self._record.half_closed = True
+        if self._tone is None:
+            raise _invalid("the stream ended before options: the first message must carry them")
+        self._pieces.put_nowait(None)
+
+    def _start(self, options: tts_pb2.SynthesisOptions) -> None:
+        problem = options_problem(options, self._script.voices)
+        if problem is not None:
+            raise _invalid(problem)
+        self._record.options = options
+        self._rate = options.output_audio_spec.raw_audio.sample_rate_hertz
+        self._tone = ToneGenerator(self._script.frequency_hz, self._script.amplitude, self._rate)
+
+    async def _write(self) -> None:
+        while (piece := await self._pieces.get()) is not None:
+            text, arrived_at = piece
+            assert self._tone is not None  # the reader queues text only after options
+            self._pacer.piece_arrived(arrived_at, self._tone.position / self._rate)
+            count = piece_samples(len(text), self._script.ms_per_char, self._rate)
+            for i, chunk in enumerate(self._chunker.split(self._tone.take(count))):
+                await self._send(chunk, text if i == 0 else None)
+
+    async def _send(self, chunk: bytes, text: str | None) -> None:
+        record, limit = self._record, self._script.abort_after_bytes
+        start = len(record.audio)
+        if limit is not None:
+            if start >= limit:
+                raise _Rejected(self._script.abort_code, self._script.abort_message)
+            chunk = chunk[: limit - start]
+        end = start + len(chunk)
+        due = self._pacer.due(end / (BYTES_PER_SAMPLE * self._rate))
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        start_ms = byte_offset_ms(start, self._rate)
+        response = tts_pb2.StreamSynthesisResponse(
+            audio_chunk=tts_pb2.AudioChunk(data=chunk),
+            start_ms=start_ms,
+            length_ms=byte_offset_ms(end, self._rate) - start_ms,
+        )
+        if text is not None:
+            response.text_chunk.text = text
+        try:
+            await self._context.write(response)
+        except Exception as exc:  # grpc raises its private ExecuteBatchError here
+            raise _ClientGone from exc
+        record.audio += chunk
+        record.finished_at = time.monotonic()
+        if record.first_chunk_at is None:
+            record.first_chunk_at = record.finished_at
+        if limit is not None and end >= limit:
+            raise _Rejected(self._script.abort_code, self._script.abort_message)
+
+
+def _metadata_dict(context: _Context) -> dict[str, str]:
+    pairs = context.invocation_metadata() or ()
+    return {k: v if isinstance(v, str) else v.decode("latin-1") for k, v in pairs}
+
+
+class ToneServer:
+    """A grpc.aio server on a local address whose StreamSynthesis speaks sine tones."""
+
+    def __init__(self, script: ToneScript | None = None) -> None:
+        self.script = script if script is not None else ToneScript()
+        self.calls: list[CallRecord] = []
+        self._finished: list[CallRecord] = []
+        self._progress = asyncio.Event()
+        self._server: aio.Server | None = None
+        self.address = ""
+        """Where clients dial it, once started."""
+
+    async def start(self, address: str = "127.0.0.1:0") -> str:
+        """Listen on `address` (host:port, port 0 picks one, or unix:PATH); return the
+        address clients should dial."""
+        if self._server is not None:
+            raise RuntimeError("ToneServer already started")
+        server = aio.server()
+        handler = grpc.stream_stream_rpc_method_handler(
+            self._stream_synthesis,
+            request_deserializer=tts_pb2.StreamSynthesisRequest.FromString,
+            response_serializer=tts_pb2.StreamSynthesisResponse.SerializeToString,
+        )
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(_SERVICE, {"StreamSynthesis": handler}),)
+        )
+        port = server.add_insecure_port(address)
+        await server.start()
+        self._server = server
+        bound = address if address.startswith("unix:") else f"{address.rsplit(':', 1)[0]}:{port}"
+        _LOGGER.info("tone server listening on %s", bound)
+        self.address = bound
+        return bound
+
+    async def stop(self, grace: float = 0.5) -> None:
+        """Stop listening; calls still running get `grace` seconds, then are cancelled."""
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop(grace)
+
+    async def wait_calls(self, n: int, timeout: float) -> list[CallRecord]:  # noqa: ASYNC109
+        """Wait until `n` calls have finished; return the finished ones in start order.
+        Raises TimeoutError after `timeout` seconds."""
+
+        async def reached() -> None:
+            while len(self._finished) < n:
+                await self._progress.wait()
+
+        await asyncio.wait_for(reached(), timeout)
+        return [call for call in self.calls if any(call is done for done in self._finished)]
+
+    def expected_pcm(self, texts: list[str], rate: int) -> bytes:
+        """The audio the current script sends for `texts`, as one LINEAR16 byte string."""
+        tone = ToneGenerator(self.script.frequency_hz, self.script.amplitude, rate)
+        return b"".join(
+            tone.take(piece_samples(len(text), self.script.ms_per_char, rate)) for text in texts
+        )
+
+    async def _stream_synthesis(
+        self,
+        requests: AsyncIterator[tts_pb2.StreamSynthesisRequest],
+        context: _Context,
+    ) -> None:
+        script = self.script
+        record = CallRecord(metadata=_metadata_dict(context))
+        rng = random.Random(script.jitter_seed + len(self.calls))
+        self.calls.append(record)
+        request_id = str(uuid.uuid4())
+        client_id = record.metadata.get("x-client-request-id", "-")
+        try:
+            if not _authorized(script, record.metadata):
+                rejection: _Rejected | None = _Rejected(
+                    grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_DETAILS
+                )
+            else:
+                await context.send_initial_metadata((("x-request-id", request_id),))
+                rejection = await _Call(script, record, context, rng).run(requests)
+            if rejection is not None:
+                record.status = rejection.code
+                _LOGGER.info(
+                    "call %s (client %s) ends with %s: %s",
+                    request_id, client_id, rejection.code.name, rejection.details,
+                )  # fmt: skip
+                await context.abort(
+                    rejection.code, rejection.details, (("x-request-id", request_id),)
+                )
+        except asyncio.CancelledError:
+            record.status = grpc.StatusCode.CANCELLED
+            raise
+        finally:
+            _LOGGER.debug(
+                "call %s (client %s) finished: %s, %d texts, %d bytes",
+                request_id, client_id, record.status.name, len(record.texts), len(record.audio),
+            )  # fmt: skip
+            self._finished.append(record)
+            self._progress.set()
+            self._progress = asyncio.Event()
+
+
+async def _serve(script: ToneScript, listen: str) -> None:
+    server = ToneServer(script)
+    await server.start(listen)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    try:
+        await stopping.wait()
+    finally:
+        _LOGGER.info("stopping after %d calls", len(server.calls))
+        await server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run a tone server until SIGINT/SIGTERM."""
+    parser = argparse.ArgumentParser(
+        prog="python -m player.tone_server",
+        description="A SpeechKit v3-compatible StreamSynthesis server that speaks sine tones.",
+    )
+    parser.add_argument("--listen", default="127.0.0.1:50051", help="host:port or unix:PATH")
+    parser.add_argument("--api-key", help="require 'authorization: Api-Key KEY'")
+    parser.add_argument("--iam-token", help="also accept 'authorization: Bearer TOKEN'")
+    parser.add_argument("--realtime", type=float, default=0.0, help="audio s per wall s; 0=max")
+    parser.add_argument("--first-chunk-delay", type=float, default=0.0, help="seconds")
+    parser.add_argument("--jitter", type=float, default=0.0, help="seconds, +/- per chunk")
+    parser.add_argument("--frequency", type=float, default=440.0, help="Hz")
+    parser.add_argument("--ms-per-char", type=float, default=40.0, help="ms of audio per char")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG logs every call")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    script = ToneScript(
+        frequency_hz=args.frequency,
+        ms_per_char=args.ms_per_char,
+        first_chunk_delay=args.first_chunk_delay,
+        realtime_factor=args.realtime,
+        jitter=args.jitter,
+        api_key=args.api_key,
+        iam_token=args.iam_token,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(script, args.listen))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""Running the real daemon and CLI as subprocesses, the way a user does."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 10.0
+CLI_TIMEOUT = 30.0
+
+
+def write_config(
+    folder: Path, endpoint: str, *, api_key: str | None, **sections: dict[str, object]
+) -> Path:
+    """A config for the null sink: [audio] device "pulse" at 48 kHz, socket in ``folder``."""
+    speechkit: dict[str, object] = {"endpoint": endpoint, "tls": False}
+    if api_key is not None:
+        speechkit["api_key"] = api_key
+    tables: dict[str, dict[str, object]] = {
+        "speechkit": speechkit,
+        "audio": {"device": "pulse", "samplerate": 48000},
+        "control": {"socket": str(folder / "control.sock")},
+    }
+    for name, values in sections.items():
+        tables.setdefault(name, {}).update(values)
+    lines = []
+    for name, values in tables.items():
+        lines.append(f"[{name}]")
+        lines += [f"{key} = {_toml(value)}" for key, value in values.items()]
+    path = folder / "player.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def clean_env(base: dict[str, str]) -> dict[str, str]:
+    """The sound server's environment without any credentials of the person running tests."""
+    return {k: v for k, v in base.items() if not k.startswith("YANDEX_")}
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+async def run_cli(
+    config: Path, env: dict[str, str], *args: str, stdin: bytes | None = None
+) -> CliResult:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "player",
+        *args[:1],
+        "--config",
+        str(config),
+        *args[1:],
+        env=env,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(stdin), CLI_TIMEOUT)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode is not None
+    return CliResult(proc.returncode, out.decode(), err.decode())
+
+
+class Daemon:
+    """`speechkit-player daemon --config PATH` in a subprocess; its stderr goes to a file."""
+
+    def __init__(self, config: Path, env: dict[str, str]) -> None:
+        self.config = config
+        self.env = env
+        self.socket = config.parent / "control.sock"
+        self.log_path = config.parent / "daemon.log"
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    async def start(self) -> None:
+        with self.log_path.open("wb") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "player",
+                "daemon",
+                "--config",
+                str(self.config),
+                env=self.env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        async with asyncio.timeout(START_TIMEOUT):
+            while True:
+                if self.proc.returncode is not None:
+                    raise RuntimeError(f"daemon exited at start:\n{self.log}")
+                if self.socket.exists():
+                    status = await run_cli(self.config, self.env, "status")
+                    if status.returncode == 0:
+                        return
+                # The daemon shows no readiness signal other than its socket answering.
+                await asyncio.sleep(0.05)
+
+    async def stop(self) -> int:
+        """SIGTERM, then the exit code (killed after STOP_TIMEOUT)."""
+        proc = self.proc
+        if proc is None:
+            return 0
+        if proc.returncode is not None:
+            return proc.returncode
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+
+def python_env() -> dict[str, str]:
+    return {"PYTHONUNBUFFERED": "1", "PATH": os.environ.get("PATH", "")}

@@ -1,0 +1,513 @@
+"""Behaviour of player.config: loading, validation, credentials and secret hygiene."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+
+from player.config import (
+    AudioSettings,
+    ConfigError,
+    ControlSettings,
+    Secret,
+    Settings,
+    SpeechKitSettings,
+    VoiceSettings,
+    load_settings,
+)
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "player.toml"
+ENV = {"XDG_RUNTIME_DIR": "/run/user/1000"}
+NO_CREDENTIALS = (
+    "no credentials: set api_key or iam_token (or *_file) in [speechkit], "
+    "or YANDEX_API_KEY / YANDEX_IAM_TOKEN in the environment"
+)
+
+
+def write(tmp_path: Path, text: str, name: str = "player.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def errors_of(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text), ENV if environ is None else environ)
+    return info.value.errors
+
+
+def test_no_file_gives_defaults():
+    settings = load_settings(None, ENV)
+
+    assert settings == Settings(
+        speechkit=SpeechKitSettings(),
+        voice=VoiceSettings(),
+        audio=AudioSettings(),
+        control=ControlSettings(socket=Path("/run/user/1000/speechkit-player.sock")),
+        source=None,
+    )
+    assert settings.speechkit.credential_kind is None
+
+
+def test_full_file_round_trip(tmp_path):
+    path = write(
+        tmp_path,
+        """
+        [speechkit]
+        endpoint = "localhost:50051"
+        tls = false
+        api_key = "  key-123  "
+        folder_id = "b1gfolder"
+        connect_timeout = 2
+
+        [voice]
+        voice = "alena"
+        role = "good"
+        speed = 1.5
+        volume = 0.5
+        pitch_shift = -120.5
+        loudness = "max_peak"
+
+        [audio]
+        device = 3
+        samplerate = 48000
+        channels = 1
+        block_ms = 20
+        buffer_ms = 4000
+        prebuffer_ms = 2000
+        fade_ms = 0
+
+        [control]
+        socket = "run/player.sock"
+        """,
+    )
+
+    settings = load_settings(path, {})
+
+    assert settings == Settings(
+        speechkit=SpeechKitSettings(
+            endpoint="localhost:50051",
+            tls=False,
+            api_key=Secret("key-123"),
+            folder_id="b1gfolder",
+            connect_timeout=2.0,
+        ),
+        voice=VoiceSettings(
+            voice="alena",
+            role="good",
+            speed=1.5,
+            volume=0.5,
+            pitch_shift=-120.5,
+            loudness="MAX_PEAK",
+        ),
+        audio=AudioSettings(
+            device=3,
+            samplerate=48000,
+            channels=1,
+            block_ms=20.0,
+            buffer_ms=4000,
+            prebuffer_ms=2000,
+            fade_ms=0.0,
+        ),
+        control=ControlSettings(socket=tmp_path / "run" / "player.sock"),
+        source=path,
+    )
+    assert settings.speechkit.credential_kind == "api_key"
+    assert isinstance(settings.speechkit.connect_timeout, float)
+
+
+def test_device_may_be_a_name(tmp_path):
+    settings = load_settings(write(tmp_path, '[audio]\ndevice = "USB Audio"\n'), ENV)
+
+    assert settings.audio.device == "USB Audio"
+
+
+def test_every_error_is_reported_at_once(tmp_path):
+    errors = errors_of(
+        tmp_path,
+        """
+        [voice]
+        spead = 1.2
+        pitch_shift = "high"
+        [audio]
+        channels = 9
+        """,
+    )
+
+    assert len(errors) == 3
+    assert 'unknown key [voice] "spead"; did you mean "speed"?' in errors
+    assert "voice.pitch_shift: expected a number, found a string" in errors
+    assert "audio.channels: 9 is out of range [0, 8]" in errors
+
+
+def test_config_error_message_lists_every_error_under_the_path(tmp_path):
+    path = write(tmp_path, "[voice]\nspeed = 9\nvoice = ''\n")
+
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, ENV)
+
+    assert str(info.value) == (
+        f"invalid configuration in {path}:\n"
+        "  - voice.voice: must not be empty\n"
+        "  - voice.speed: 9 is out of range [0.1, 3]"
+    )
+
+
+def test_misspelled_key_suggests_the_closest_name(tmp_path):
+    errors = errors_of(tmp_path, '[audio]\nbufer_ms = 1000\n[speechkit]\napi_kye = "x"\n')
+
+    assert errors == [
+        'unknown key [speechkit] "api_kye"; did you mean "api_key"?',
+        'unknown key [audio] "bufer_ms"; did you mean "buffer_ms"?',
+    ]
+
+
+def test_unknown_key_without_close_match_lists_the_valid_keys(tmp_path):
+    (error,) = errors_of(tmp_path, "[control]\nzzz = 1\n")
+
+    assert error == 'unknown key [control] "zzz"; valid keys: socket'
+
+
+def test_unknown_section_suggests_the_closest_name(tmp_path):
+    errors = errors_of(tmp_path, "[vioce]\nspeed = 1.0\n[network]\nport = 1\n")
+
+    assert errors == ["unknown section [vioce]; did you mean [voice]?", "unknown section [network]"]
+
+
+def test_keys_outside_any_section_are_errors(tmp_path):
+    errors = errors_of(tmp_path, 'speed = 1.0\ncolour = "red"\nvoice = "alena"\n')
+
+    assert errors == [
+        "voice: expected a table [voice], found a string",
+        'key "speed" is outside any section; it belongs in [voice]',
+        'unknown top-level key "colour"; settings go in [speechkit], [voice], [audio], [control]',
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("[audio]\nsamplerate = true", "audio.samplerate: expected an integer, found a boolean"),
+        ("[audio]\nbuffer_ms = 500.0", "audio.buffer_ms: expected an integer, found a float"),
+        ("[voice]\nspeed = true", "voice.speed: expected a number, found a boolean"),
+        ("[voice]\nspeed = [1]", "voice.speed: expected a number, found an array"),
+        ("[voice]\nspeed = nan", "voice.speed: expected a finite number"),
+        ("[voice]\nvoice = 7", "voice.voice: expected a string, found an integer"),
+        ("[speechkit]\ntls = 1", "speechkit.tls: expected a boolean, found an integer"),
+        ("[speechkit]\nfolder_id = {}", "speechkit.folder_id: expected a string, found a table"),
+        ("[control]\nsocket = 1979-05-27", "control.socket: expected a string, found a date/time"),
+        (
+            "[audio]\ndevice = true",
+            "audio.device: expected a device name or a PortAudio index >= 0, found a boolean",
+        ),
+        (
+            "[audio]\ndevice = -1",
+            "audio.device: expected a device name or a PortAudio index >= 0, found -1",
+        ),
+    ],
+)
+def test_type_errors_name_the_key_and_both_types(tmp_path, text, error):
+    assert errors_of(tmp_path, text) == [error]
+
+
+def test_integers_are_accepted_for_floats(tmp_path):
+    settings = load_settings(write(tmp_path, "[voice]\nspeed = 2\npitch_shift = -5\n"), ENV)
+
+    assert settings.voice.speed == 2.0
+    assert isinstance(settings.voice.pitch_shift, float)
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("[voice]\nspeed = 0.05", "voice.speed: 0.05 is out of range [0.1, 3]"),
+        ("[voice]\npitch_shift = 1001", "voice.pitch_shift: 1001 is out of range [-1000, 1000]"),
+        ("[audio]\nsamplerate = 4000", "audio.samplerate: 4000 is out of range 0 or [8000, 48000]"),
+        (
+            "[audio]\nsamplerate = 96000",
+            "audio.samplerate: 96000 is out of range 0 or [8000, 48000]",
+        ),
+        ("[audio]\nchannels = -1", "audio.channels: -1 is out of range [0, 8]"),
+        ("[audio]\nblock_ms = 0.5", "audio.block_ms: 0.5 is out of range [1, 100]"),
+        ("[audio]\nbuffer_ms = 100", "audio.buffer_ms: 100 is out of range [200, 60000]"),
+        ("[audio]\nfade_ms = 101", "audio.fade_ms: 101 is out of range [0, 100]"),
+        ("[speechkit]\nconnect_timeout = 0", "speechkit.connect_timeout: 0 is out of range > 0"),
+        (
+            "[audio]\nbuffer_ms = 1000\nprebuffer_ms = 501",
+            "audio.prebuffer_ms: 501 is out of range [0, 500] (at most half of buffer_ms)",
+        ),
+        (
+            '[voice]\nloudness = "peak"',
+            'voice.loudness: expected "LUFS" or "MAX_PEAK", found "peak"',
+        ),
+        (
+            '[speechkit]\nendpoint = "localhost"',
+            'speechkit.endpoint: expected "host:port", found "localhost"',
+        ),
+        (
+            '[speechkit]\nendpoint = ":443"',
+            'speechkit.endpoint: expected "host:port", found ":443"',
+        ),
+        ('[speechkit]\nendpoint = ""', "speechkit.endpoint: must not be empty"),
+        ('[voice]\nvoice = "  "', "voice.voice: must not be empty"),
+    ],
+)
+def test_range_errors(tmp_path, text, error):
+    assert errors_of(tmp_path, text) == [error]
+
+
+@pytest.mark.parametrize(
+    ("loudness", "volume", "valid"),
+    [
+        ("LUFS", -19.0, True),
+        ("LUFS", -145.0, True),
+        ("LUFS", 0.0, False),
+        ("LUFS", -146.0, False),
+        ("LUFS", 0.7, False),
+        ("MAX_PEAK", 0.7, True),
+        ("MAX_PEAK", 1.0, True),
+        ("MAX_PEAK", 0.0, False),
+        ("MAX_PEAK", -19.0, False),
+    ],
+)
+def test_volume_range_depends_on_loudness(tmp_path, loudness, volume, valid):
+    path = write(tmp_path, f'[voice]\nloudness = "{loudness}"\nvolume = {volume}\n')
+
+    if valid:
+        assert load_settings(path, ENV).voice.volume == volume
+    else:
+        with pytest.raises(ConfigError) as info:
+            load_settings(path, ENV)
+        (error,) = info.value.errors
+        assert error.startswith(f"voice.volume: {volume:g} is out of range")
+        assert error.endswith(f'for loudness "{loudness}"')
+
+
+def test_invalid_loudness_does_not_add_a_volume_error(tmp_path):
+    errors = errors_of(tmp_path, '[voice]\nloudness = "peak"\nvolume = 0.5\n')
+
+    assert errors == ['voice.loudness: expected "LUFS" or "MAX_PEAK", found "peak"']
+
+
+def test_env_api_key_replaces_the_files_credential(tmp_path):
+    path = write(tmp_path, '[speechkit]\niam_token = "from-file"\n')
+
+    speechkit = load_settings(path, {"YANDEX_API_KEY": "from-env"}).speechkit
+
+    assert speechkit.api_key == Secret("from-env")
+    assert speechkit.iam_token is None
+    assert speechkit.credential_kind == "api_key"
+
+
+def test_env_iam_token_replaces_the_files_credential(tmp_path):
+    path = write(tmp_path, '[speechkit]\napi_key_file = "missing.txt"\n')
+
+    speechkit = load_settings(path, {"YANDEX_IAM_TOKEN": "t1.token"}).speechkit
+
+    assert speechkit.iam_token == Secret("t1.token")
+    assert speechkit.api_key is None
+    assert speechkit.credential_kind == "iam_token"
+
+
+def test_both_credential_env_vars_are_an_error():
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, {"YANDEX_API_KEY": "a", "YANDEX_IAM_TOKEN": "b"})
+
+    assert info.value.errors == [
+        "both YANDEX_API_KEY and YANDEX_IAM_TOKEN are set in the environment; set only one"
+    ]
+    assert str(info.value).startswith("invalid configuration:\n  - both")
+
+
+def test_empty_env_vars_count_as_unset(tmp_path):
+    path = write(tmp_path, '[speechkit]\napi_key = "from-file"\n')
+
+    speechkit = load_settings(path, {"YANDEX_API_KEY": "", "YANDEX_IAM_TOKEN": " "}).speechkit
+
+    assert speechkit.api_key == Secret("from-file")
+
+
+def test_folder_id_comes_from_env_only_when_the_file_has_none(tmp_path):
+    with_folder = write(tmp_path, '[speechkit]\nfolder_id = "file-folder"\n', "a.toml")
+    without = write(tmp_path, "", "b.toml")
+    environ = {"YANDEX_FOLDER_ID": "env-folder"}
+
+    assert load_settings(with_folder, environ).speechkit.folder_id == "file-folder"
+    assert load_settings(without, environ).speechkit.folder_id == "env-folder"
+
+
+def test_more_than_one_credential_in_the_file_is_an_error(tmp_path):
+    errors = errors_of(tmp_path, '[speechkit]\napi_key = "a"\niam_token_file = "t.txt"\n')
+
+    assert errors == [
+        "[speechkit] sets api_key, iam_token_file: "
+        "set only one of api_key, iam_token, api_key_file, iam_token_file"
+    ]
+
+
+def test_key_file_is_relative_to_the_config_folder(tmp_path, monkeypatch):
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "token").write_text("\n  t1.abc  \n", encoding="utf-8")
+    path = write(tmp_path, '[speechkit]\niam_token_file = "secrets/token"\n')
+    monkeypatch.chdir("/")
+
+    speechkit = load_settings(path, ENV, need_credentials=True).speechkit
+
+    assert speechkit.iam_token == Secret("t1.abc")
+    assert speechkit.credential_kind == "iam_token"
+
+
+def test_missing_key_file_names_the_path(tmp_path):
+    errors = errors_of(tmp_path, '[speechkit]\napi_key_file = "nope.txt"\n')
+
+    assert errors == [
+        f"speechkit.api_key_file: cannot read {tmp_path / 'nope.txt'}: No such file or directory"
+    ]
+
+
+def test_empty_key_file_is_an_error(tmp_path):
+    (tmp_path / "key.txt").write_text(" \n\t\n", encoding="utf-8")
+
+    errors = errors_of(tmp_path, '[speechkit]\napi_key_file = "key.txt"\n')
+
+    assert errors == [f"speechkit.api_key_file: {tmp_path / 'key.txt'} is empty"]
+
+
+def test_need_credentials_without_any_is_an_error():
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, ENV, need_credentials=True)
+
+    assert info.value.errors == [NO_CREDENTIALS]
+
+
+def test_need_credentials_is_satisfied_by_the_environment():
+    settings = load_settings(None, {"YANDEX_API_KEY": "k"}, need_credentials=True)
+
+    assert settings.speechkit.api_key == Secret("k")
+
+
+def test_need_credentials_does_not_repeat_a_credential_error(tmp_path):
+    path = write(tmp_path, '[speechkit]\napi_key_file = "nope.txt"\n')
+
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, ENV, need_credentials=True)
+
+    assert len(info.value.errors) == 1
+    assert NO_CREDENTIALS not in info.value.errors
+
+
+def test_secret_hides_its_value():
+    secret = Secret("hunter2")
+
+    assert repr(secret) == str(secret) == f"{secret}" == "<secret>"
+    assert secret.reveal() == "hunter2"
+    assert secret == Secret("hunter2")
+    assert secret != Secret("other")
+    assert hash(secret) == hash(Secret("hunter2"))
+    assert secret
+    assert not Secret("")
+
+
+def test_secrets_never_appear_in_errors_or_settings(tmp_path):
+    (tmp_path / "key.txt").write_text("SECRET-FROM-KEY-FILE", encoding="utf-8")
+    (tmp_path / "bad.txt").write_bytes(b"SECRET-BAD-\xff")
+    cases = [
+        ("[speechkit]\napi_key = 987654321\n", {}),
+        ('[speechkit]\niam_token = ["SECRET-IN-ARRAY"]\n', {}),
+        ('[speechkit]\napi_key = { v = "SECRET-IN-TABLE" }\n', {}),
+        ('[speechkit]\napi_key = "SECRET-INLINE"\napi_key_file = "key.txt"\n', {}),
+        ('[speechkit]\napi_key_file = "bad.txt"\n', {}),
+        ('api_key = "SECRET-TOP-LEVEL"\n', {}),
+        ('[speechkit]\napi_kye = "SECRET-MISSPELLED"\n', {}),
+        ("", {"YANDEX_API_KEY": "SECRET-ENV-KEY", "YANDEX_IAM_TOKEN": "SECRET-ENV-TOKEN"}),
+    ]
+    for text, environ in cases:
+        with pytest.raises(ConfigError) as info:
+            load_settings(write(tmp_path, text), environ)
+        shown = f"{info.value}\n{info.value!r}\n{info.value.errors}"
+        assert "SECRET" not in shown, text
+        assert "987654321" not in shown
+
+    path = write(tmp_path, '[speechkit]\napi_key_file = "key.txt"\n')
+    settings = load_settings(path, {"YANDEX_FOLDER_ID": "f"})
+    assert settings.speechkit.api_key == Secret("SECRET-FROM-KEY-FILE")
+    for shown in (repr(settings), str(settings), repr(settings.speechkit)):
+        assert "SECRET" not in shown
+
+
+def test_missing_file_is_one_clear_error(tmp_path):
+    path = tmp_path / "absent.toml"
+
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, ENV)
+
+    assert info.value.errors == ["cannot read the file: No such file or directory"]
+    assert str(path) in str(info.value)
+
+
+def test_syntax_error_gives_the_line_number(tmp_path):
+    path = write(tmp_path, '[voice]\nspeed = 1.0\nvoice = "alena\n')
+
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, ENV)
+
+    (error,) = info.value.errors
+    assert error.startswith("TOML syntax error:")
+    assert "line 3" in error
+    assert str(path) in str(info.value)
+
+
+def test_example_config_loads_and_matches_the_defaults():
+    settings = load_settings(EXAMPLE, ENV)
+
+    assert settings.speechkit == SpeechKitSettings()
+    assert settings.voice == VoiceSettings()
+    assert settings.audio == AudioSettings()
+    assert settings.control == load_settings(None, ENV).control
+
+
+def test_example_config_documents_every_key():
+    text = EXAMPLE.read_text(encoding="utf-8")
+    sections = {
+        "speechkit": SpeechKitSettings,
+        "voice": VoiceSettings,
+        "audio": AudioSettings,
+        "control": ControlSettings,
+    }
+    keys = {f.name for cls in sections.values() for f in dataclasses.fields(cls)}
+    keys |= {"api_key_file", "iam_token_file"}
+
+    for section in sections:
+        assert f"[{section}]" in text
+    for key in keys:
+        assert f"\n{key} = " in text or f"\n# {key} = " in text, key
+
+
+def test_socket_defaults_to_xdg_runtime_dir():
+    settings = load_settings(None, {"XDG_RUNTIME_DIR": "/run/user/4242"})
+
+    assert settings.control.socket == Path("/run/user/4242/speechkit-player.sock")
+
+
+@pytest.mark.parametrize("environ", [{}, {"XDG_RUNTIME_DIR": ""}])
+def test_socket_falls_back_to_tmp_without_xdg_runtime_dir(environ):
+    settings = load_settings(None, environ)
+
+    assert settings.control.socket == Path(f"/tmp/speechkit-player-{os.getuid()}.sock")
+
+
+def test_socket_expands_home(tmp_path):
+    path = write(tmp_path, '[control]\nsocket = "~/sock/player.sock"\n')
+
+    settings = load_settings(path, {"HOME": "/home/someone"})
+
+    assert settings.control.socket == Path("/home/someone/sock/player.sock")
+
+
+def test_absolute_socket_is_kept(tmp_path):
+    path = write(tmp_path, '[control]\nsocket = "/run/speechkit/player.sock"\n')
+
+    assert load_settings(path, ENV).control.socket == Path("/run/speechkit/player.sock")
