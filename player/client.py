@@ -6,12 +6,15 @@ Kept free of numpy and sounddevice so a `say` starts fast.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 
 from player.generated.speechkit_player.control.v1 import control_pb2, control_pb2_grpc
+
+_Reply = TypeVar("_Reply")
 
 # Short requests (status, stop, devices) answer at once from a live daemon.
 CALL_TIMEOUT = 5.0
@@ -83,32 +86,18 @@ class Client:
             raise
         return reply
 
-    async def stop(self) -> control_pb2.StopReply:
+    async def _unary(self, method: Callable[..., Awaitable[_Reply]], request: object) -> _Reply:
         self._check_socket()
         try:
-            reply: control_pb2.StopReply = await self._stub.Stop(
-                control_pb2.StopRequest(), timeout=CALL_TIMEOUT
-            )
+            return await method(request, timeout=CALL_TIMEOUT)
         except grpc.aio.AioRpcError as err:
             raise self._translate(err) from None
-        return reply
+
+    async def stop(self) -> control_pb2.StopReply:
+        return await self._unary(self._stub.Stop, control_pb2.StopRequest())
 
     async def status(self) -> control_pb2.Status:
-        self._check_socket()
-        try:
-            reply: control_pb2.Status = await self._stub.GetStatus(
-                control_pb2.StatusRequest(), timeout=CALL_TIMEOUT
-            )
-        except grpc.aio.AioRpcError as err:
-            raise self._translate(err) from None
-        return reply
+        return await self._unary(self._stub.GetStatus, control_pb2.StatusRequest())
 
     async def devices(self) -> control_pb2.ListDevicesReply:
-        self._check_socket()
-        try:
-            reply: control_pb2.ListDevicesReply = await self._stub.ListDevices(
-                control_pb2.ListDevicesRequest(), timeout=CALL_TIMEOUT
-            )
-        except grpc.aio.AioRpcError as err:
-            raise self._translate(err) from None
-        return reply
+        return await self._unary(self._stub.ListDevices, control_pb2.ListDevicesRequest())

@@ -113,6 +113,7 @@ class Synthesizer:
         samplerate: int,
         response_timeout: float = RESPONSE_TIMEOUT,
     ) -> None:
+        self._channel = channel
         self._stub = tts_service_pb2_grpc.SynthesizerStub(channel)
         self._speechkit = speechkit
         self._options = build_options(voice, samplerate)
@@ -139,6 +140,7 @@ class Synthesizer:
     async def synthesize(self, pieces: AsyncIterator[str], sink: Sink) -> CallResult:
         """Send ``pieces`` (each already ending with whitespace) and pass the audio to
         ``sink`` as it arrives. Raises SynthesisError; CancelledError cancels the call."""
+        await self._connected()
         client_id = str(uuid.uuid4())
         call = self._stub.StreamSynthesis(metadata=self._metadata(client_id))
         started = time.monotonic()
@@ -201,6 +203,22 @@ class Synthesizer:
             _LOGGER.warning("the audio stream ended in the middle of a sample; last byte dropped")
         request_id = _metadata_value(await call.initial_metadata(), "x-request-id")
         return CallResult(frames, request_id, first_audio)
+
+    async def _connected(self) -> None:
+        """Wait (bounded) for the channel: a call made while grpc is between reconnect
+        attempts would fail at once although the endpoint may be back a moment later."""
+        if self._channel.get_state(try_to_connect=True) is grpc.ChannelConnectivity.READY:
+            return
+        timeout = self._speechkit.connect_timeout
+        try:
+            await asyncio.wait_for(self._channel.channel_ready(), timeout)
+        except TimeoutError:
+            message = (
+                f"SpeechKit endpoint unavailable ({self._speechkit.endpoint}): "
+                f"no connection within {timeout:g} s"
+            )
+            _LOGGER.warning("synthesis failed: %s", message)
+            raise SynthesisError(message, grpc.StatusCode.UNAVAILABLE) from None
 
     async def _probe(self) -> tuple[grpc.StatusCode, str]:
         """The server's real verdict after grpc reported only its internal artefact.

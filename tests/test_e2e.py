@@ -287,11 +287,27 @@ async def test_unreachable_endpoint_is_named(start_daemon: StartDaemon) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    daemon = await start_daemon(endpoint=f"127.0.0.1:{port}")
+    daemon = await start_daemon(endpoint=f"127.0.0.1:{port}", speechkit={"connect_timeout": 1.0})
     result = await run_cli(daemon.config, daemon.env, "say", "--wait", "Hello.")
     assert result.returncode == 1
     assert f"unavailable (127.0.0.1:{port})" in result.stderr
     assert daemon.alive
+
+
+async def test_speech_comes_back_when_the_endpoint_does(
+    tone_server: ToneServer, start_daemon: StartDaemon
+) -> None:
+    # Longer than the daemon's longest reconnect backoff (2 s), as the default (5 s) is.
+    daemon = await start_daemon(speechkit={"connect_timeout": 3.0})
+    assert (await run_cli(daemon.config, daemon.env, "say", "--wait", "One.")).returncode == 0
+    address = tone_server.address
+    await tone_server.stop()
+    down = await run_cli(daemon.config, daemon.env, "say", "--wait", "Two.")
+    assert down.returncode == 1
+    assert "unavailable" in down.stderr
+    await tone_server.start(address)
+    back = await run_cli(daemon.config, daemon.env, "say", "--wait", "Three.")
+    assert back.returncode == 0, back.stderr
 
 
 async def test_status_and_devices(start_daemon: StartDaemon) -> None:
