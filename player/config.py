@@ -7,7 +7,6 @@ repr or str built here ever contains a credential's value.
 
 from __future__ import annotations
 
-import difflib
 import hmac
 import math
 import os
@@ -15,13 +14,12 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
+
+from player.config_reader import MISSING, Range, TableReader, describe, suggest
 
 Loudness = Literal["LUFS", "MAX_PEAK"]
 
-_T = TypeVar("_T")
-_V = TypeVar("_V")
-_MISSING = object()
 _SECTIONS = ("speechkit", "voice", "audio", "control")
 _SECTION_LIST = ", ".join(f"[{name}]" for name in _SECTIONS)
 _CREDENTIAL_KEYS = ("api_key", "iam_token", "api_key_file", "iam_token_file")
@@ -155,7 +153,7 @@ def load_settings(
     data = _read_toml(path) if path is not None else {}
     base = path.absolute().parent if path is not None else None
     errors: list[str] = []
-    sections = {name: _Section(name, _table(data, name, errors), errors) for name in _SECTIONS}
+    sections = {name: TableReader(name, _table(data, name, errors), errors) for name in _SECTIONS}
     speechkit = _speechkit(sections["speechkit"], base, environ, need_credentials)
     voice = _voice(sections["voice"])
     audio = _audio(sections["audio"])
@@ -185,18 +183,18 @@ def _table(data: Mapping[str, object], name: str, errors: list[str]) -> Mapping[
     value = data.get(name, {})
     if isinstance(value, dict):
         return value
-    errors.append(f"{name}: expected a table [{name}], found {_describe(value)}")
+    errors.append(f"{name}: expected a table [{name}], found {describe(value)}")
     return {}
 
 
 def _report_unknown_top_level(
-    data: Mapping[str, object], sections: Mapping[str, _Section], errors: list[str]
+    data: Mapping[str, object], sections: Mapping[str, TableReader], errors: list[str]
 ) -> None:
     for name, value in data.items():
         if name in sections:
             continue
         if isinstance(value, dict):
-            errors.append(f"unknown section [{name}]{_suggest(name, list(sections), '[%s]')}")
+            errors.append(f"unknown section [{name}]{suggest(name, list(sections), '[%s]')}")
             continue
         owner = next((s.name for s in sections.values() if name in s.known), None)
         if owner is not None:
@@ -205,108 +203,8 @@ def _report_unknown_top_level(
             errors.append(f'unknown top-level key "{name}"; settings go in {_SECTION_LIST}')
 
 
-@dataclass(frozen=True)
-class _Range:
-    """A closed, open or half-open interval, optionally also admitting 0 (meaning "auto")."""
-
-    lo: float
-    hi: float
-    lo_open: bool = False
-    hi_open: bool = False
-    or_zero: bool = False
-
-    def __contains__(self, value: float) -> bool:
-        above = value > self.lo if self.lo_open else value >= self.lo
-        below = value < self.hi if self.hi_open else value <= self.hi
-        return (self.or_zero and value == 0) or (above and below)
-
-    def __str__(self) -> str:
-        if math.isinf(self.hi):
-            text = f"{'>' if self.lo_open else '>='} {_fmt(self.lo)}"
-        else:
-            left = "(" if self.lo_open else "["
-            right = ")" if self.hi_open else "]"
-            text = f"{left}{_fmt(self.lo)}, {_fmt(self.hi)}{right}"
-        return f"0 or {text}" if self.or_zero else text
-
-
-class _Section:
-    """Reads typed values out of one TOML table, recording problems instead of raising.
-
-    Every getter returns its default when the key is absent or invalid, and remembers the
-    key as known, so whatever is left over afterwards is an unknown key.
-    """
-
-    def __init__(self, name: str, table: Mapping[str, object], errors: list[str]) -> None:
-        self.name = name
-        self.table = table
-        self.errors = errors
-        self.known: list[str] = []
-        self.failed: set[str] = set()
-
-    def error(self, key: str, message: str) -> None:
-        self.failed.add(key)
-        self.errors.append(f"{self.name}.{key}: {message}")
-
-    def get(self, key: str) -> object:
-        self.known.append(key)
-        return self.table.get(key, _MISSING)
-
-    def _typed(self, key: str, kind: type[_V], expected: str) -> _V | None:
-        """The value when present and of `kind` (ints pass as floats, bools never as numbers)."""
-        value = self.get(key)
-        if value is _MISSING:
-            return None
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
-            return value
-        self.error(key, f"expected {expected}, found {_describe(value)}")
-        return None
-
-    def string(self, key: str, default: _T, *, nonempty: bool = False) -> str | _T:
-        value = self._typed(key, str, "a string")
-        if value is not None and nonempty and not value.strip():
-            self.error(key, "must not be empty")
-            return default
-        return default if value is None else value
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self._typed(key, bool, "a boolean")
-        return default if value is None else value
-
-    def integer(self, key: str, default: int, valid: _Range, note: str = "") -> int:
-        value = self._typed(key, int, "an integer")
-        if value is None or not self._in_range(key, value, valid, note):
-            return default
-        return value
-
-    def number(self, key: str, default: _T, valid: _Range | None, note: str = "") -> float | _T:
-        value = self._typed(key, float, "a number")
-        if value is None:
-            return default
-        if not math.isfinite(value):
-            self.error(key, "expected a finite number")
-            return default
-        if valid is not None and not self._in_range(key, value, valid, note):
-            return default
-        return value
-
-    def _in_range(self, key: str, value: float, valid: _Range, note: str = "") -> bool:
-        if value in valid:
-            return True
-        self.error(key, f"{_fmt(value)} is out of range {valid}{note}")
-        return False
-
-    def report_unknown(self) -> None:
-        for key in self.table:
-            if key not in self.known:
-                hint = _suggest(key, self.known, '"%s"') or f"; valid keys: {', '.join(self.known)}"
-                self.errors.append(f'unknown key [{self.name}] "{key}"{hint}')
-
-
 def _speechkit(
-    section: _Section, base: Path | None, environ: Mapping[str, str], need_credentials: bool
+    section: TableReader, base: Path | None, environ: Mapping[str, str], need_credentials: bool
 ) -> SpeechKitSettings:
     default = SpeechKitSettings()
     endpoint = section.string("endpoint", default.endpoint, nonempty=True)
@@ -321,7 +219,7 @@ def _speechkit(
         iam_token=iam_token,
         folder_id=folder_id,
         connect_timeout=section.number(
-            "connect_timeout", default.connect_timeout, _Range(0, math.inf, lo_open=True)
+            "connect_timeout", default.connect_timeout, Range(0, math.inf, lo_open=True)
         ),
     )
 
@@ -332,7 +230,7 @@ def _is_host_port(endpoint: str) -> bool:
 
 
 def _credentials(
-    section: _Section, base: Path | None, environ: Mapping[str, str], required: bool
+    section: TableReader, base: Path | None, environ: Mapping[str, str], required: bool
 ) -> tuple[Secret | None, Secret | None]:
     """Return (api_key, iam_token): at most one is set; the environment wins over the file."""
     errors_before = len(section.errors)
@@ -364,7 +262,7 @@ def _credentials(
     return (secret, None) if key.startswith("api_key") else (None, secret)
 
 
-def _read_secret_file(section: _Section, key: str, path: Path) -> str | None:
+def _read_secret_file(section: TableReader, key: str, path: Path) -> str | None:
     """Return the file's stripped contents; problems name the path, never the contents."""
     try:
         text = path.read_text(encoding="utf-8").strip()
@@ -380,30 +278,30 @@ def _read_secret_file(section: _Section, key: str, path: Path) -> str | None:
     return text
 
 
-def _voice(section: _Section) -> VoiceSettings:
+def _voice(section: TableReader) -> VoiceSettings:
     default = VoiceSettings()
     loudness = _loudness(section, default.loudness)
     volume_range = None if "loudness" in section.failed else _VOLUME_RANGES[loudness]
     return VoiceSettings(
         voice=section.string("voice", default.voice, nonempty=True),
         role=section.string("role", default.role),
-        speed=section.number("speed", default.speed, _Range(0.1, 3.0)),
+        speed=section.number("speed", default.speed, Range(0.1, 3.0)),
         volume=section.number(
             "volume", default.volume, volume_range, f' for loudness "{loudness}"'
         ),
-        pitch_shift=section.number("pitch_shift", default.pitch_shift, _Range(-1000, 1000)),
+        pitch_shift=section.number("pitch_shift", default.pitch_shift, Range(-1000, 1000)),
         loudness=loudness,
     )
 
 
 _LOUDNESS: dict[str, Loudness] = {"LUFS": "LUFS", "MAX_PEAK": "MAX_PEAK"}
-_VOLUME_RANGES: dict[Loudness, _Range] = {
-    "MAX_PEAK": _Range(0, 1, lo_open=True),
-    "LUFS": _Range(-145, 0, hi_open=True),
+_VOLUME_RANGES: dict[Loudness, Range] = {
+    "MAX_PEAK": Range(0, 1, lo_open=True),
+    "LUFS": Range(-145, 0, hi_open=True),
 }
 
 
-def _loudness(section: _Section, default: Loudness) -> Loudness:
+def _loudness(section: TableReader, default: Loudness) -> Loudness:
     raw = section.string("loudness", default)
     loudness = _LOUDNESS.get(raw.upper())
     if loudness is None:
@@ -412,28 +310,28 @@ def _loudness(section: _Section, default: Loudness) -> Loudness:
     return loudness
 
 
-def _audio(section: _Section) -> AudioSettings:
+def _audio(section: TableReader) -> AudioSettings:
     default = AudioSettings()
-    buffer_ms = section.integer("buffer_ms", default.buffer_ms, _Range(200, 60000))
-    prebuffer_range = _Range(0, buffer_ms // 2)
+    buffer_ms = section.integer("buffer_ms", default.buffer_ms, Range(200, 60000))
+    prebuffer_range = Range(0, buffer_ms // 2)
     return AudioSettings(
         device=_device(section),
         samplerate=section.integer(
-            "samplerate", default.samplerate, _Range(8000, 48000, or_zero=True)
+            "samplerate", default.samplerate, Range(8000, 48000, or_zero=True)
         ),
-        channels=section.integer("channels", default.channels, _Range(0, 8)),
-        block_ms=section.number("block_ms", default.block_ms, _Range(1, 100)),
+        channels=section.integer("channels", default.channels, Range(0, 8)),
+        block_ms=section.number("block_ms", default.block_ms, Range(1, 100)),
         buffer_ms=buffer_ms,
         prebuffer_ms=section.integer(
             "prebuffer_ms", default.prebuffer_ms, prebuffer_range, " (at most half of buffer_ms)"
         ),
-        fade_ms=section.number("fade_ms", default.fade_ms, _Range(0, 100)),
+        fade_ms=section.number("fade_ms", default.fade_ms, Range(0, 100)),
     )
 
 
-def _device(section: _Section) -> str | int | None:
+def _device(section: TableReader) -> str | int | None:
     value = section.get("device")
-    if value is _MISSING:
+    if value is MISSING:
         return None
     if isinstance(value, str) and value.strip():
         return value
@@ -442,12 +340,14 @@ def _device(section: _Section) -> str | int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         found = str(value)
     else:
-        found = "an empty string" if isinstance(value, str) else _describe(value)
+        found = "an empty string" if isinstance(value, str) else describe(value)
     section.error("device", f"expected a device name or a PortAudio index >= 0, found {found}")
     return None
 
 
-def _control(section: _Section, base: Path | None, environ: Mapping[str, str]) -> ControlSettings:
+def _control(
+    section: TableReader, base: Path | None, environ: Mapping[str, str]
+) -> ControlSettings:
     raw = section.string("socket", None, nonempty=True)
     if raw is None:
         return ControlSettings(socket=_default_socket(environ))
@@ -473,27 +373,3 @@ def _resolve(raw: str, base: Path | None, environ: Mapping[str, str]) -> Path:
 def _env(environ: Mapping[str, str], name: str) -> str:
     """The variable's value stripped of whitespace; empty when unset or blank."""
     return environ.get(name, "").strip()
-
-
-def _suggest(name: str, choices: list[str], template: str) -> str:
-    matches = difflib.get_close_matches(name, choices, n=1)
-    return f"; did you mean {template % matches[0]}?" if matches else ""
-
-
-def _describe(value: object) -> str:
-    """The TOML type of a value, for messages that must not show the value itself."""
-    return next((name for kind, name in _TOML_TYPES if isinstance(value, kind)), "a date/time")
-
-
-_TOML_TYPES: tuple[tuple[type, str], ...] = (
-    (bool, "a boolean"),
-    (int, "an integer"),
-    (float, "a float"),
-    (str, "a string"),
-    (list, "an array"),
-    (dict, "a table"),
-)
-
-
-def _fmt(value: float) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import stat
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -323,6 +324,15 @@ async def test_status_and_devices(start_daemon: StartDaemon) -> None:
     devices = await run_cli(daemon.config, daemon.env, "devices")
     assert devices.returncode == 0
     assert "pulse" in devices.stdout
+    assert stat.S_IMODE(daemon.socket.stat().st_mode) == 0o660
+
+
+async def test_missing_audio_device_is_named_at_start(tmp_path: Path, pulse: PulseServer) -> None:
+    config = write_config(tmp_path, "127.0.0.1:1", api_key=KEY, audio={"device": "no-such-card"})
+    result = await run_cli(config, clean_env(pulse.env), "daemon")
+    assert result.returncode == 1
+    assert "audio device 'no-such-card' is not available" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 async def test_sigterm_while_speaking_fades_and_exits_cleanly(
