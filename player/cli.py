@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -158,11 +159,26 @@ async def _one(text: str) -> AsyncIterator[str]:
 
 async def _stdin_pieces() -> AsyncIterator[str]:
     """Standard input, piece by piece as it arrives (not line-buffered)."""
+    loop = asyncio.get_running_loop()
+    chunks: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def pump() -> None:
+        while True:
+            try:
+                data = os.read(sys.stdin.fileno(), 4096)
+            except OSError:
+                data = b""
+            loop.call_soon_threadsafe(chunks.put_nowait, data)
+            if not data:
+                return
+
+    # A daemon thread, not the executor: if the daemon fails the utterance while the
+    # producer is still writing, exiting must not wait for a read that may never end.
+    threading.Thread(target=pump, name="stdin", daemon=True).start()
     decoder = codecs.getincrementaldecoder("utf-8")()
-    fd = sys.stdin.fileno()
     offset = 0
     while True:
-        data = await asyncio.to_thread(os.read, fd, 4096)
+        data = await chunks.get()
         try:
             text = decoder.decode(data, final=not data)
         except UnicodeDecodeError as err:

@@ -43,24 +43,43 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
         context: grpc.aio.ServicerContext[control_pb2.SayRequest, control_pb2.SayReply],
     ) -> control_pb2.SayReply:
         utterance: Utterance | None = None
-        wait: bool | None = None
-        try:
+        wait = False
+
+        async def read_input() -> None:
+            nonlocal utterance, wait
+            first = True
             async for request in request_iterator:
-                if wait is None:
-                    wait = request.wait
+                if first:
+                    wait, first = request.wait, False
                 if utterance is None:
                     if not request.text.strip():
                         continue
                     utterance = Utterance()
+                    utterance.done.add_done_callback(abandon_input)
                     self._playback.submit(utterance)
                     _LOGGER.debug("%s queued", utterance.id)
                 utterance.feed(request.text)
+
+        def abandon_input(done: asyncio.Future[int]) -> None:
+            # An utterance that failed while its text was still streaming in: tell the
+            # caller now rather than after its producer has finished.
+            if not reader.done():
+                reader.cancel()
+
+        reader = asyncio.create_task(read_input())
+        try:
+            try:
+                await reader
+            except asyncio.CancelledError:
+                this = asyncio.current_task()
+                if utterance is None or (this is not None and this.cancelling()):
+                    raise
             if utterance is None:
                 await context.abort(
                     grpc.StatusCode.INVALID_ARGUMENT, "nothing to say: the text is empty"
                 )
             utterance.close()
-            if not wait:
+            if not wait and not utterance.done.done():
                 return control_pb2.SayReply(utterance_id=utterance.id)
             frames = await utterance.done
         except TextError as err:
@@ -73,6 +92,7 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
         except asyncio.CancelledError:
             # The caller went away (Ctrl-C, a broken input) before its answer: what it
             # asked for is no longer wanted.
+            reader.cancel()
             await self._drop(utterance)
             raise
         played_ms = frames * 1000 // self._output.device.samplerate

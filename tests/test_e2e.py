@@ -175,6 +175,38 @@ async def test_wrong_key_reads_as_authentication_and_is_never_shown(
         assert KEY not in text
 
 
+async def test_streamed_say_fails_while_its_input_is_still_open(
+    start_daemon: StartDaemon,
+) -> None:
+    daemon = await start_daemon(api_key="wrong-key-for-stream")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "player",
+        "say",
+        "--config",
+        str(daemon.config),
+        "-",
+        env=daemon.env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdin is not None
+    assert proc.stderr is not None
+    try:
+        proc.stdin.write(b"A producer that keeps writing.\n")
+        await proc.stdin.drain()
+        # stdin stays open: the error must arrive anyway, and the client must exit.
+        err = await asyncio.wait_for(proc.stderr.read(), TIMEOUT)
+        assert await asyncio.wait_for(proc.wait(), TIMEOUT) == 1
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert "authentication failed" in err.decode()
+
+
 async def test_stop_silences_within_250_ms_and_the_daemon_keeps_serving(
     tone_server: ToneServer, start_daemon: StartDaemon, recorder: Recorder
 ) -> None:
