@@ -209,14 +209,18 @@ class Playback:
             output.ensure_open()
             output.begin_utterance()
             result = await self._synthesis.synthesize(utterance.pieces(), sink)
-        except (SynthesisError, OutputError) as err:
+        except asyncio.CancelledError:
+            output.expecting = False
+            raise
+        except Exception as err:
+            if not isinstance(err, SynthesisError | OutputError):
+                # A bug must not leave a caller waiting for an utterance that never ends.
+                _LOGGER.exception("%s: unexpected error", utterance.id)
+                err = SynthesisError(f"internal error: {err}")
             output.end_utterance()
             utterance.close()
             self._failed(utterance, err)
             return
-        except asyncio.CancelledError:
-            output.expecting = False
-            raise
         end = output.end_utterance()
         if result.first_audio_delay is not None:
             _LOGGER.info(

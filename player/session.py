@@ -150,14 +150,19 @@ class Synthesizer:
         input_done = asyncio.Event()
 
         async def send() -> None:
-            await call.write(tts_pb2.StreamSynthesisRequest(options=self._options))
-            async for piece in pieces:
-                await call.write(
-                    tts_pb2.StreamSynthesisRequest(
-                        synthesis_input=tts_pb2.SynthesisInput(text=piece)
+            try:
+                await call.write(tts_pb2.StreamSynthesisRequest(options=self._options))
+                async for piece in pieces:
+                    await call.write(
+                        tts_pb2.StreamSynthesisRequest(
+                            synthesis_input=tts_pb2.SynthesisInput(text=piece)
+                        )
                     )
-                )
-            await call.done_writing()
+                await call.done_writing()
+            except asyncio.InvalidStateError:
+                # The server ended the call before we were done (a rejected key, an
+                # abort): the reader gets its status.
+                pass
             input_done.set()
 
         async def receive() -> None:
