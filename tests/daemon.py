@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -57,10 +56,9 @@ class CliResult:
     stderr: str
 
 
-async def run_cli(
-    config: Path, env: dict[str, str], *args: str, stdin: bytes | None = None
-) -> CliResult:
-    proc = await asyncio.create_subprocess_exec(
+async def spawn_cli(config: Path, env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
+    """``python -m player COMMAND --config CONFIG ARGS...`` with all three pipes open."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "player",
@@ -69,12 +67,18 @@ async def run_cli(
         str(config),
         *args[1:],
         env=env,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def run_cli(
+    config: Path, env: dict[str, str], *args: str, stdin: bytes | None = None
+) -> CliResult:
+    proc = await spawn_cli(config, env, *args)
     try:
-        out, err = await asyncio.wait_for(proc.communicate(stdin), CLI_TIMEOUT)
+        out, err = await asyncio.wait_for(proc.communicate(stdin or b""), CLI_TIMEOUT)
     except TimeoutError:
         proc.kill()
         await proc.wait()
@@ -140,7 +144,3 @@ class Daemon:
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
-
-
-def python_env() -> dict[str, str]:
-    return {"PYTHONUNBUFFERED": "1", "PATH": os.environ.get("PATH", "")}

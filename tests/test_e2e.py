@@ -7,7 +7,6 @@ import asyncio
 import json
 import socket
 import stat
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ from player.client import Client
 from player.generated.speechkit.tts.v3 import tts_pb2
 from player.tone_server import ToneScript, ToneServer
 from tests import audio_analysis as aa
-from tests.daemon import Daemon, clean_env, run_cli, write_config
+from tests.daemon import Daemon, clean_env, run_cli, spawn_cli, write_config
 from tests.pulse import PulseServer, Recorder
 
 RATE = 48000
@@ -179,19 +178,7 @@ async def test_streamed_say_fails_while_its_input_is_still_open(
     start_daemon: StartDaemon,
 ) -> None:
     daemon = await start_daemon(api_key="wrong-key-for-stream")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "player",
-        "say",
-        "--config",
-        str(daemon.config),
-        "-",
-        env=daemon.env,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await spawn_cli(daemon.config, daemon.env, "say", "-")
     assert proc.stdin is not None
     assert proc.stderr is not None
     try:
@@ -243,20 +230,7 @@ async def test_stdin_is_spoken_as_it_arrives(
 ) -> None:
     daemon = await start_daemon()
     before = recorder.sample_count()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "player",
-        "say",
-        "--config",
-        str(daemon.config),
-        "--wait",
-        "-",
-        env=daemon.env,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await spawn_cli(daemon.config, daemon.env, "say", "--wait", "-")
     assert proc.stdin is not None
     try:
         proc.stdin.write(b"The first sentence comes at once.\n")
