@@ -218,10 +218,7 @@ class Synthesizer:
         try:
             await asyncio.wait_for(self._channel.channel_ready(), timeout)
         except TimeoutError:
-            message = (
-                f"SpeechKit endpoint unavailable ({self._speechkit.endpoint}): "
-                f"no connection within {timeout:g} s"
-            )
+            message = self._unavailable(f"no connection within {timeout:g} s")
             _LOGGER.warning("synthesis failed: %s", message)
             raise SynthesisError(message, grpc.StatusCode.UNAVAILABLE) from None
 
@@ -248,6 +245,10 @@ class Synthesizer:
             call.cancel()
         return grpc.StatusCode.UNKNOWN, "the stream ended unexpectedly"
 
+    def _unavailable(self, details: str) -> str:
+        """Names the endpoint: "unavailable" alone does not say which one to check."""
+        return f"{_EXPLAIN[grpc.StatusCode.UNAVAILABLE]} ({self._speechkit.endpoint}): {details}"
+
     def _error(
         self, err: grpc.aio.AioRpcError, code: grpc.StatusCode, details: str, client_id: str
     ) -> SynthesisError:
@@ -255,10 +256,11 @@ class Synthesizer:
         request_id = _metadata_value(err.initial_metadata(), "x-request-id") or _metadata_value(
             err.trailing_metadata(), "x-request-id"
         )
-        summary = _EXPLAIN.get(code, f"synthesis failed ({code.name})")
-        message = f"{summary}: {details}" if details else summary
         if code is grpc.StatusCode.UNAVAILABLE:
-            message = f"{summary} ({self._speechkit.endpoint}): {details}"
+            message = self._unavailable(details)
+        else:
+            summary = _EXPLAIN.get(code, f"synthesis failed ({code.name})")
+            message = f"{summary}: {details}" if details else summary
         _LOGGER.warning(
             "synthesis failed: %s [%s] (x-request-id=%s, x-client-request-id=%s)",
             message,
