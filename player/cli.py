@@ -52,6 +52,15 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     command("daemon", "run the daemon in the foreground until SIGTERM")
+    serve = command(
+        "serve-local",
+        "run a SpeechKit v3-compatible synthesis server backed by Piper until SIGTERM",
+    )
+    serve.add_argument(
+        "--listen", metavar="ADDR", help='"host:port" or "unix:PATH" (default: [local] listen)'
+    )
+    # The daemon's child: stop when the parent goes away and closes our stdin.
+    serve.add_argument("--exit-with-stdin", action="store_true", help=argparse.SUPPRESS)
     say = command("say", "queue text to speak ('-' reads standard input as it arrives)")
     say.add_argument("--wait", action="store_true", help="return after the last sample played")
     say.add_argument("text", nargs="+", metavar="TEXT")
@@ -64,15 +73,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings(
-            args.config or _default_config(os.environ),
-            os.environ,
-            need_credentials=args.command == "daemon",
-        )
+        settings = load_settings(args.config or _default_config(os.environ), os.environ)
     except ConfigError as err:
         _fail(str(err), EXIT_USAGE)
     if args.command == "daemon":
         _run_daemon(settings, args.verbose)
+    elif args.command == "serve-local":
+        _serve_local(settings, args.listen, args.exit_with_stdin, args.verbose)
     else:
         sys.exit(asyncio.run(_client(settings, args)))
 
@@ -82,7 +89,7 @@ def _fail(message: str, code: int = EXIT_FAILED) -> None:
     sys.exit(code)
 
 
-def _run_daemon(settings: Settings, verbose: bool) -> None:
+def _log_to_stderr(verbose: bool) -> None:
     # journald stamps each line itself.
     stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
     logging.basicConfig(
@@ -90,6 +97,27 @@ def _run_daemon(settings: Settings, verbose: bool) -> None:
         stream=sys.stderr,
         format=f"{stamp}%(levelname)s %(name)s: %(message)s",
     )
+
+
+def _serve_local(
+    settings: Settings, listen: str | None, exit_with_stdin: bool, verbose: bool
+) -> None:
+    _log_to_stderr(verbose)
+    from player.piper_engine import LocalEngineError, check_installed
+
+    try:
+        check_installed(settings.local)
+        from player.local_server import serve
+
+        asyncio.run(serve(settings.local, listen or settings.local.listen, exit_with_stdin))
+    except LocalEngineError as err:
+        _fail(str(err))
+    except RuntimeError as err:  # grpc cannot bind the address
+        _fail(f"cannot serve on {listen or settings.local.listen}: {err}")
+
+
+def _run_daemon(settings: Settings, verbose: bool) -> None:
+    _log_to_stderr(verbose)
     from player.daemon import DaemonError, run
 
     try:
@@ -206,6 +234,7 @@ def _status_dict(status: control_pb2.Status) -> dict[str, object]:
             "underruns": counters.underruns,
             "errors": counters.errors,
             "frames_played": counters.frames_played,
+            "fallbacks": counters.fallbacks,
         },
         "last_error": status.last_error,
     }

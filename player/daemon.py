@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import grpc
 
 from player.config import Settings, SpeechKitSettings
 from player.control import ControlServer, PlayerService
+from player.fallback import Fallback
 from player.generated.speechkit_player.control.v1 import control_pb2
+from player.local_process import START_TIMEOUT, LocalSynthesizer
 from player.output import AudioOutput, output_devices, resolve_device
-from player.playback import Playback
+from player.piper_engine import LocalEngineError, check_installed
+from player.playback import Playback, Synthesis
 from player.session import Synthesizer
 
 _LOGGER = logging.getLogger(__name__)
@@ -26,6 +32,12 @@ REPORT_INTERVAL = 10.0
 _CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2000),
+]
+
+# The local child is ready the moment its socket appears: look for it often.
+_LOCAL_CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 250),
 ]
 
 
@@ -63,6 +75,61 @@ async def _report(output: AudioOutput) -> None:
         failed = output.callback_failed
 
 
+@dataclasses.dataclass
+class _Synthesis:
+    """How the daemon synthesises, and what it must run and close for that."""
+
+    synthesis: Synthesis
+    endpoint: str
+    """For status and the log."""
+    channels: list[grpc.aio.Channel]
+    background: list[Callable[[], Coroutine[Any, Any, None]]]
+    """Jobs to run alongside playback."""
+    child: LocalSynthesizer | None = None
+
+
+def _synthesis(settings: Settings, samplerate: int) -> _Synthesis:
+    sk, voice = settings.speechkit, settings.voice
+    local: Synthesizer | None = None
+    channels: list[grpc.aio.Channel] = []
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = []
+    child: LocalSynthesizer | None = None
+    if sk.uses_local or sk.fallback == "local":
+        try:
+            check_installed(settings.local)
+        except LocalEngineError as err:
+            raise DaemonError(str(err)) from None
+        child = LocalSynthesizer(settings.source, _LOGGER.isEnabledFor(logging.DEBUG))
+        local_channel = grpc.aio.insecure_channel(child.address, options=_LOCAL_CHANNEL_OPTIONS)
+        channels.append(local_channel)
+        background.append(lambda: child.run(local_channel))
+        # The first utterance may have to wait for the voice to load.
+        local_settings = SpeechKitSettings(
+            endpoint=child.address, tls=False, connect_timeout=START_TIMEOUT
+        )
+        local = Synthesizer(local_channel, local_settings, voice, samplerate)
+    if sk.uses_local:
+        assert local is not None
+        why = 'endpoint = "local"' if sk.endpoint == "local" else "no SpeechKit key or token"
+        _LOGGER.info("%s: speaking through the local Piper synthesizer", why)
+        return _Synthesis(local, "local", channels, background, child)
+    channel = open_channel(sk)
+    channels.append(channel)
+    cloud = Synthesizer(channel, sk, voice, samplerate, fail_fast=local is not None)
+    _LOGGER.info(
+        "speaking with voice %s via %s (%s)%s",
+        voice.voice,
+        sk.endpoint,
+        "TLS" if sk.tls else "plaintext",
+        "; the local Piper synthesizer takes over when it is unreachable" if local else "",
+    )
+    if local is None:
+        return _Synthesis(cloud, sk.endpoint, channels, background)
+    return _Synthesis(
+        Fallback(cloud, local), f"{sk.endpoint} (fallback: local)", channels, background
+    )
+
+
 async def run(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT. Raises DaemonError when it cannot start."""
     from player.output import OutputError
@@ -73,33 +140,30 @@ async def run(settings: Settings) -> None:
         output.open()
     except OutputError as err:
         raise DaemonError(str(err)) from None
-    channel = open_channel(settings.speechkit)
-    synthesizer = Synthesizer(
-        channel,
-        settings.speechkit,
-        settings.voice,
-        device.samplerate,
-    )
-    playback = Playback(output, synthesizer)
-    service = PlayerService(playback, output, settings.speechkit.endpoint, _devices)
+    try:
+        synthesis = _synthesis(settings, device.samplerate)
+    except DaemonError:
+        output.close()
+        raise
+    playback = Playback(output, synthesis.synthesis)
+    service = PlayerService(playback, output, synthesis.endpoint, _devices)
     control = ControlServer(settings.control.socket, service)
     try:
         await control.start()
-        _LOGGER.info(
-            "speaking with voice %s via %s (%s)",
-            settings.voice.voice,
-            settings.speechkit.endpoint,
-            "TLS" if settings.speechkit.tls else "plaintext",
-        )
-        await _serve(playback)
+        await _serve(playback, synthesis.background)
     finally:
         await control.stop()
         output.close()
-        await channel.close()
+        for channel in synthesis.channels:
+            await channel.close()
+        if synthesis.child is not None:
+            synthesis.child.close()
         _LOGGER.info("stopped")
 
 
-async def _serve(playback: Playback) -> None:
+async def _serve(
+    playback: Playback, background: list[Callable[[], Coroutine[Any, Any, None]]]
+) -> None:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -107,6 +171,7 @@ async def _serve(playback: Playback) -> None:
     try:
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(playback.run()), group.create_task(_report(playback.output))]
+            tasks += [group.create_task(job()) for job in background]
             await stopping.wait()
             _LOGGER.info("shutting down")
             await playback.stop()  # fades out whatever is playing

@@ -97,6 +97,8 @@ class Counters:
     """Utterances that failed."""
     cancelled: int = 0
     """Utterances dropped by `stop`."""
+    fallbacks: int = 0
+    """Utterances the local synthesizer spoke because the endpoint was unreachable."""
 
 
 class Playback:
@@ -222,13 +224,16 @@ class Playback:
             self._failed(utterance, err)
             return
         end = output.end_utterance()
+        if result.fallback:
+            self.counters.fallbacks += 1
         if result.first_audio_delay is not None:
             _LOGGER.info(
-                "%s: %d chars, %.2f s of audio, first audio after %.0f ms",
+                "%s: %d chars, %.2f s of audio, first audio after %.0f ms%s",
                 utterance.id,
                 utterance.chars,
                 result.frames / output.device.samplerate,
                 result.first_audio_delay * 1000,
+                " (local fallback)" if result.fallback else "",
             )
         self._pending.append((end, result.frames, utterance))
         self._pending_added.set()

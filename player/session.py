@@ -75,6 +75,8 @@ class CallResult:
     """The server's ``x-request-id``, if it sent one."""
     first_audio_delay: float | None
     """Seconds from the call's start to the first audio chunk."""
+    fallback: bool = False
+    """The local synthesizer spoke it because the configured endpoint was unreachable."""
 
 
 def build_options(voice: VoiceSettings, samplerate: int) -> tts_pb2.SynthesisOptions:
@@ -112,12 +114,18 @@ class Synthesizer:
         voice: VoiceSettings,
         samplerate: int,
         response_timeout: float = RESPONSE_TIMEOUT,
+        *,
+        fail_fast: bool = False,
     ) -> None:
+        """`fail_fast`: a channel that just failed to connect fails the call at once,
+        instead of waiting up to connect_timeout for the next attempt (for callers that
+        have somewhere else to go)."""
         self._channel = channel
         self._stub = tts_service_pb2_grpc.SynthesizerStub(channel)
         self._speechkit = speechkit
         self._options = build_options(voice, samplerate)
         self._response_timeout = response_timeout
+        self._fail_fast = fail_fast
 
     def _metadata(self, request_id: str) -> list[tuple[str, str]]:
         sk = self._speechkit
@@ -212,11 +220,18 @@ class Synthesizer:
     async def _connected(self) -> None:
         """Wait (bounded) for the channel: a call made while grpc is between reconnect
         attempts would fail at once although the endpoint may be back a moment later."""
-        if self._channel.get_state(try_to_connect=True) is grpc.ChannelConnectivity.READY:
-            return
+        ready, failed = grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE
+        state = self._channel.get_state(try_to_connect=True)
         timeout = self._speechkit.connect_timeout
         try:
-            await asyncio.wait_for(self._channel.channel_ready(), timeout)
+            async with asyncio.timeout(timeout):
+                while state is not ready:
+                    if self._fail_fast and state is failed:
+                        raise SynthesisError(
+                            self._unavailable("cannot connect"), grpc.StatusCode.UNAVAILABLE
+                        )
+                    await self._channel.wait_for_state_change(state)
+                    state = self._channel.get_state(try_to_connect=True)
         except TimeoutError:
             message = self._unavailable(f"no connection within {timeout:g} s")
             _LOGGER.warning("synthesis failed: %s", message)

@@ -13,20 +13,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hmac
 import logging
 import random
 import signal
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import grpc
 from grpc import aio
 
-from player.generated.speechkit.tts.v3 import tts_pb2, tts_service_pb2
+from player.generated.speechkit.tts.v3 import tts_pb2
+from player.speechkit_server import (
+    SPEECHKIT_VOICES,
+    Context,
+    Credentials,
+    Rejected,
+    bound_address,
+    check_options,
+    metadata_dict,
+    read_stream,
+    register,
+    send,
+    serve_call,
+)
 from player.tone_synth import (
     BYTES_PER_SAMPLE,
     Chunker,
@@ -36,27 +46,7 @@ from player.tone_synth import (
     piece_samples,
 )
 
-if TYPE_CHECKING:
-    _Context = aio.ServicerContext[tts_pb2.StreamSynthesisRequest, tts_pb2.StreamSynthesisResponse]
-
 _LOGGER = logging.getLogger(__name__)
-
-SPEECHKIT_VOICES = frozenset(
-    {
-        "alena", "filipp", "ermil", "jane", "omazh", "zahar", "dasha", "julia", "lera",
-        "masha", "marina", "alexander", "kirill", "anton",  # ru-RU
-        "john", "lea", "naomi",  # en-US, de-DE, he-IL
-        "amira", "madi", "saule", "zhanar", "nigora", "zamira", "yulduz",  # kk-KK, uz-UZ
-    }
-)  # fmt: skip
-"""Voice names SpeechKit v3 knows (see /work/shared/speechkit-v3-wire.md)."""
-
-MAX_STREAM_CHARS = 5000
-"""Characters of text one streaming call may carry."""
-MIN_RATE_HZ, MAX_RATE_HZ = 8000, 48000
-UNAUTHENTICATED_DETAILS = "Token is invalid or has expired."
-
-_SERVICE = tts_service_pb2.DESCRIPTOR.services_by_name["Synthesizer"].full_name
 
 
 @dataclass(frozen=True)
@@ -111,68 +101,12 @@ class CallRecord:
     """The request stream ended. grpc ends it on a client cancel too: see `status`."""
 
 
-class _Rejected(Exception):
-    """Ends a call with a gRPC error status."""
-
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        super().__init__(code, details)
-        self.code = code
-        self.details = details
-
-
-class _ClientGone(Exception):
-    """A write failed: the call is dead (the client cancelled or disconnected)."""
-
-
-def _invalid(details: str) -> _Rejected:
-    return _Rejected(grpc.StatusCode.INVALID_ARGUMENT, details)
-
-
-def _authorized(script: ToneScript, metadata: dict[str, str]) -> bool:
-    if script.api_key is None and script.iam_token is None:
-        return True
-    scheme, _, credential = metadata.get("authorization", "").strip().partition(" ")
-    expected = {"api-key": script.api_key, "bearer": script.iam_token}.get(scheme.lower())
-    return expected is not None and hmac.compare_digest(
-        credential.strip().encode(), expected.encode()
-    )
-
-
-def options_problem(options: tts_pb2.SynthesisOptions, voices: frozenset[str]) -> str | None:
-    """Why SpeechKit (or this raw-only server) would refuse `options`, or None."""
-    if options.voice and options.voice not in voices:
-        return f"unknown voice {options.voice!r}"
-    spec = options.output_audio_spec
-    kind = spec.WhichOneof("AudioFormat") if options.HasField("output_audio_spec") else None
-    if kind != "raw_audio":
-        return (
-            f"output_audio_spec is {kind or 'unset'}: this server only sends raw_audio "
-            "LINEAR16_PCM (no container, no WAV header)"
-        )
-    if spec.raw_audio.audio_encoding != tts_pb2.RawAudio.LINEAR16_PCM:
-        return "raw_audio.audio_encoding must be LINEAR16_PCM"
-    rate = spec.raw_audio.sample_rate_hertz
-    if not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
-        return f"sample_rate_hertz {rate} is outside {MIN_RATE_HZ}..{MAX_RATE_HZ}"
-    if options.speed != 0 and not 0.1 <= options.speed <= 3.0:
-        return f"speed {options.speed} is outside 0.1..3"
-    if not -1000.0 <= options.pitch_shift <= 1000.0:
-        return f"pitch_shift {options.pitch_shift} is outside -1000..1000 Hz"
-    volume = options.volume
-    if options.loudness_normalization_type == tts_pb2.MAX_PEAK:
-        if volume != 0 and not 0.0 < volume <= 1.0:
-            return f"volume {volume} is outside (0, 1] for MAX_PEAK"
-    elif volume != 0 and not -145.0 <= volume < 0.0:
-        return f"volume {volume} is outside [-145, 0) for LUFS"
-    return None
-
-
 class _Call:
     """One StreamSynthesis call: a reader of requests and a writer of paced audio, run
     concurrently so text can keep arriving while earlier audio is paced out."""
 
     def __init__(
-        self, script: ToneScript, record: CallRecord, context: _Context, rng: random.Random
+        self, script: ToneScript, record: CallRecord, context: Context, rng: random.Random
     ) -> None:
         self._script = script
         self._record = record
@@ -183,57 +117,27 @@ class _Call:
         self._rate = 0
         self._tone: ToneGenerator | None = None
 
-    async def run(
-        self, requests: AsyncIterator[tts_pb2.StreamSynthesisRequest]
-    ) -> _Rejected | None:
-        """Serve the call; return the error it must end with, if any."""
-        rejection: _Rejected | None = None
-        try:
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._read(requests))
-                tasks.create_task(self._write())
-        except* _Rejected as group:
-            first = group.exceptions[0]
-            assert isinstance(first, _Rejected)
-            rejection = first
-        except* _ClientGone:
-            # What grpc does to the handler once it notices the cancel, done now so the
-            # failed write is not logged as a servicer error.
-            raise asyncio.CancelledError from None
-        return rejection
+    async def run(self, requests: AsyncIterator[tts_pb2.StreamSynthesisRequest]) -> None:
+        """Serve the call; raises Rejected with the error it must end with."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._read(requests))
+            tasks.create_task(self._write())
 
     async def _read(self, requests: AsyncIterator[tts_pb2.StreamSynthesisRequest]) -> None:
-        chars = 0
-        async for request in requests:
-            kind = request.WhichOneof("Event")
-            if self._tone is None:
-                if kind != "options":
-                    raise _invalid(f"the first message must carry options, got {kind or 'none'}")
-                self._start(request.options)
-            elif kind == "options":
-                raise _invalid("options can only be sent once, in the first message")
-            elif kind == "synthesis_input":
-                text = request.synthesis_input.text
-                chars += len(text)
-                if chars > MAX_STREAM_CHARS:
-                    raise _invalid(f"text exceeds {MAX_STREAM_CHARS} characters per stream")
-                self._record.texts.append(text)
-                self._pieces.put_nowait((text, time.monotonic()))
-            elif kind == "force_synthesis":
-                self._record.forced += 1
-            else:
-                raise _invalid("empty request: set options, synthesis_input or force_synthesis")
+        await read_stream(requests, self._start, self._text, self._force)
         self._record.half_closed = True
-        if self._tone is None:
-            raise _invalid("the stream ended before options: the first message must carry them")
         self._pieces.put_nowait(None)
 
+    def _text(self, text: str) -> None:
+        self._record.texts.append(text)
+        self._pieces.put_nowait((text, time.monotonic()))
+
+    def _force(self) -> None:
+        self._record.forced += 1
+
     def _start(self, options: tts_pb2.SynthesisOptions) -> None:
-        problem = options_problem(options, self._script.voices)
-        if problem is not None:
-            raise _invalid(problem)
+        self._rate = check_options(options, self._script.voices, allow_wav=False).rate
         self._record.options = options
-        self._rate = options.output_audio_spec.raw_audio.sample_rate_hertz
         self._tone = ToneGenerator(self._script.frequency_hz, self._script.amplitude, self._rate)
 
     async def _write(self) -> None:
@@ -250,7 +154,7 @@ class _Call:
         start = len(record.audio)
         if limit is not None:
             if start >= limit:
-                raise _Rejected(self._script.abort_code, self._script.abort_message)
+                raise Rejected(self._script.abort_code, self._script.abort_message)
             chunk = chunk[: limit - start]
         end = start + len(chunk)
         due = self._pacer.due(end / (BYTES_PER_SAMPLE * self._rate))
@@ -265,21 +169,13 @@ class _Call:
         )
         if text is not None:
             response.text_chunk.text = text
-        try:
-            await self._context.write(response)
-        except Exception as exc:  # grpc raises its private ExecuteBatchError here
-            raise _ClientGone from exc
+        await send(self._context, response)
         record.audio += chunk
         record.finished_at = time.monotonic()
         if record.first_chunk_at is None:
             record.first_chunk_at = record.finished_at
         if limit is not None and end >= limit:
-            raise _Rejected(self._script.abort_code, self._script.abort_message)
-
-
-def _metadata_dict(context: _Context) -> dict[str, str]:
-    pairs = context.invocation_metadata() or ()
-    return {k: v if isinstance(v, str) else v.decode("latin-1") for k, v in pairs}
+            raise Rejected(self._script.abort_code, self._script.abort_message)
 
 
 class ToneServer:
@@ -300,18 +196,11 @@ class ToneServer:
         if self._server is not None:
             raise RuntimeError("ToneServer already started")
         server = aio.server()
-        handler = grpc.stream_stream_rpc_method_handler(
-            self._stream_synthesis,
-            request_deserializer=tts_pb2.StreamSynthesisRequest.FromString,
-            response_serializer=tts_pb2.StreamSynthesisResponse.SerializeToString,
-        )
-        server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(_SERVICE, {"StreamSynthesis": handler}),)
-        )
+        register(server, self._stream_synthesis)
         port = server.add_insecure_port(address)
         await server.start()
         self._server = server
-        bound = address if address.startswith("unix:") else f"{address.rsplit(':', 1)[0]}:{port}"
+        bound = bound_address(address, port)
         _LOGGER.info("tone server listening on %s", bound)
         self.address = bound
         return bound
@@ -343,38 +232,32 @@ class ToneServer:
     async def _stream_synthesis(
         self,
         requests: AsyncIterator[tts_pb2.StreamSynthesisRequest],
-        context: _Context,
+        context: Context,
     ) -> None:
         script = self.script
-        record = CallRecord(metadata=_metadata_dict(context))
+        record = CallRecord(metadata=metadata_dict(context))
         rng = random.Random(script.jitter_seed + len(self.calls))
         self.calls.append(record)
-        request_id = str(uuid.uuid4())
-        client_id = record.metadata.get("x-client-request-id", "-")
+        credentials = Credentials(script.api_key, script.iam_token)
+
+        def ended(code: grpc.StatusCode) -> None:
+            record.status = code
+
         try:
-            if not _authorized(script, record.metadata):
-                rejection: _Rejected | None = _Rejected(
-                    grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_DETAILS
-                )
-            else:
-                await context.send_initial_metadata((("x-request-id", request_id),))
-                rejection = await _Call(script, record, context, rng).run(requests)
-            if rejection is not None:
-                record.status = rejection.code
-                _LOGGER.info(
-                    "call %s (client %s) ends with %s: %s",
-                    request_id, client_id, rejection.code.name, rejection.details,
-                )  # fmt: skip
-                await context.abort(
-                    rejection.code, rejection.details, (("x-request-id", request_id),)
-                )
+            await serve_call(
+                context,
+                credentials,
+                record.metadata,
+                lambda: _Call(script, record, context, rng).run(requests),
+                ended,
+            )
         except asyncio.CancelledError:
             record.status = grpc.StatusCode.CANCELLED
             raise
         finally:
             _LOGGER.debug(
-                "call %s (client %s) finished: %s, %d texts, %d bytes",
-                request_id, client_id, record.status.name, len(record.texts), len(record.audio),
+                "call finished: %s, %d texts, %d bytes",
+                record.status.name, len(record.texts), len(record.audio),
             )  # fmt: skip
             self._finished.append(record)
             self._progress.set()

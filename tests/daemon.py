@@ -14,10 +14,11 @@ CLI_TIMEOUT = 30.0
 
 
 def write_config(
-    folder: Path, endpoint: str, *, api_key: str | None, **sections: dict[str, object]
+    folder: Path, endpoint: str | None, *, api_key: str | None, **sections: dict[str, object]
 ) -> Path:
-    """A config for the null sink: [audio] device "pulse" at 48 kHz, socket in ``folder``."""
-    speechkit: dict[str, object] = {"endpoint": endpoint, "tls": False}
+    """A config for the null sink: [audio] device "pulse" at 48 kHz, socket in ``folder``.
+    `endpoint` None leaves the endpoint (and TLS) at their defaults: the cloud."""
+    speechkit: dict[str, object] = {} if endpoint is None else {"endpoint": endpoint, "tls": False}
     if api_key is not None:
         speechkit["api_key"] = api_key
     tables: dict[str, dict[str, object]] = {
@@ -144,3 +145,29 @@ class Daemon:
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
+
+
+class Daemons:
+    """Daemons started in numbered folders under `base`; `stop_all` stops them and checks
+    each exited 0, removed its socket and logged no traceback."""
+
+    def __init__(self, base: Path, env: dict[str, str]) -> None:
+        self._base = base
+        self._env = env
+        self._started: list[Daemon] = []
+
+    async def start(
+        self, endpoint: str | None, api_key: str | None, **sections: dict[str, object]
+    ) -> Daemon:
+        folder = self._base / f"daemon{len(self._started)}"
+        folder.mkdir()
+        daemon = Daemon(write_config(folder, endpoint, api_key=api_key, **sections), self._env)
+        self._started.append(daemon)
+        await daemon.start()
+        return daemon
+
+    async def stop_all(self) -> None:
+        for daemon in self._started:
+            assert await daemon.stop() == 0, daemon.log
+            assert not daemon.socket.exists(), "the daemon left its socket behind"
+            assert "Traceback" not in daemon.log, daemon.log

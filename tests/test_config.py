@@ -12,6 +12,7 @@ from player.config import (
     AudioSettings,
     ConfigError,
     ControlSettings,
+    LocalSettings,
     Secret,
     Settings,
     SpeechKitSettings,
@@ -21,15 +22,20 @@ from player.config import (
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "player.toml"
 ENV = {"XDG_RUNTIME_DIR": "/run/user/1000"}
-NO_CREDENTIALS = (
-    "no credentials: set api_key or iam_token (or *_file) in [speechkit], "
-    "or YANDEX_API_KEY / YANDEX_IAM_TOKEN in the environment"
-)
 
 
 def write(tmp_path: Path, text: str, name: str = "player.toml") -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
+    return path
+
+
+def piper_model(folder: Path, name: str) -> Path:
+    """A dummy Piper voice: the model file and the .onnx.json beside it."""
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"onnx")
+    Path(f"{path}.json").write_text("{}", encoding="utf-8")
     return path
 
 
@@ -47,12 +53,16 @@ def test_no_file_gives_defaults():
         voice=VoiceSettings(),
         audio=AudioSettings(),
         control=ControlSettings(socket=Path("/run/user/1000/speechkit-player.sock")),
+        local=LocalSettings(),
         source=None,
     )
     assert settings.speechkit.credential_kind is None
+    assert settings.speechkit.uses_local
 
 
 def test_full_file_round_trip(tmp_path):
+    model = piper_model(tmp_path, "models/joe.onnx")
+    voice = piper_model(tmp_path, "alena.onnx")
     path = write(
         tmp_path,
         """
@@ -62,6 +72,7 @@ def test_full_file_round_trip(tmp_path):
         api_key = "  key-123  "
         folder_id = "b1gfolder"
         connect_timeout = 2
+        fallback = "local"
 
         [voice]
         voice = "alena"
@@ -82,6 +93,14 @@ def test_full_file_round_trip(tmp_path):
 
         [control]
         socket = "run/player.sock"
+
+        [local]
+        model = "models/joe.onnx"
+        listen = "unix:/run/piper.sock"
+        workers = 4
+
+        [local.voices]
+        alena = "alena.onnx"
         """,
     )
 
@@ -94,6 +113,7 @@ def test_full_file_round_trip(tmp_path):
             api_key=Secret("key-123"),
             folder_id="b1gfolder",
             connect_timeout=2.0,
+            fallback="local",
         ),
         voice=VoiceSettings(
             voice="alena",
@@ -113,9 +133,13 @@ def test_full_file_round_trip(tmp_path):
             fade_ms=0.0,
         ),
         control=ControlSettings(socket=tmp_path / "run" / "player.sock"),
+        local=LocalSettings(
+            model=model, voices=(("alena", voice),), listen="unix:/run/piper.sock", workers=4
+        ),
         source=path,
     )
     assert settings.speechkit.credential_kind == "api_key"
+    assert not settings.speechkit.uses_local
     assert isinstance(settings.speechkit.connect_timeout, float)
 
 
@@ -183,7 +207,8 @@ def test_keys_outside_any_section_are_errors(tmp_path):
     assert errors == [
         "voice: expected a table [voice], found a string",
         'key "speed" is outside any section; it belongs in [voice]',
-        'unknown top-level key "colour"; settings go in [speechkit], [voice], [audio], [control]',
+        'unknown top-level key "colour"; '
+        "settings go in [speechkit], [voice], [audio], [control], [local]",
     ]
 
 
@@ -245,11 +270,11 @@ def test_integers_are_accepted_for_floats(tmp_path):
         ),
         (
             '[speechkit]\nendpoint = "localhost"',
-            'speechkit.endpoint: expected "host:port", found "localhost"',
+            'speechkit.endpoint: expected "host:port" or "local", found "localhost"',
         ),
         (
             '[speechkit]\nendpoint = ":443"',
-            'speechkit.endpoint: expected "host:port", found ":443"',
+            'speechkit.endpoint: expected "host:port" or "local", found ":443"',
         ),
         ('[speechkit]\nendpoint = ""', "speechkit.endpoint: must not be empty"),
         ('[voice]\nvoice = "  "', "voice.voice: must not be empty"),
@@ -354,7 +379,7 @@ def test_key_file_is_relative_to_the_config_folder(tmp_path, monkeypatch):
     path = write(tmp_path, '[speechkit]\niam_token_file = "secrets/token"\n')
     monkeypatch.chdir("/")
 
-    speechkit = load_settings(path, ENV, need_credentials=True).speechkit
+    speechkit = load_settings(path, ENV).speechkit
 
     assert speechkit.iam_token == Secret("t1.abc")
     assert speechkit.credential_kind == "iam_token"
@@ -376,27 +401,212 @@ def test_empty_key_file_is_an_error(tmp_path):
     assert errors == [f"speechkit.api_key_file: {tmp_path / 'key.txt'} is empty"]
 
 
-def test_need_credentials_without_any_is_an_error():
-    with pytest.raises(ConfigError) as info:
-        load_settings(None, ENV, need_credentials=True)
+@pytest.mark.parametrize(
+    ("text", "environ", "uses_local"),
+    [
+        pytest.param("", {}, True, id="cloud-without-credentials"),
+        pytest.param(
+            '[speechkit]\nendpoint = "tts.api.cloud.yandex.net:443"\n',
+            {},
+            True,
+            id="explicit-cloud-without-credentials",
+        ),
+        pytest.param('[speechkit]\nendpoint = "local"\n', {}, True, id="local"),
+        pytest.param(
+            '[speechkit]\nendpoint = "local"\napi_key = "k"\n', {}, True, id="local-with-key"
+        ),
+        pytest.param("", {"YANDEX_API_KEY": "k"}, False, id="cloud-with-env-key"),
+        pytest.param('[speechkit]\napi_key = "k"\n', {}, False, id="cloud-with-key"),
+        pytest.param('[speechkit]\niam_token = "t"\n', {}, False, id="cloud-with-token"),
+        pytest.param(
+            '[speechkit]\nendpoint = "localhost:50051"\ntls = false\n',
+            {},
+            False,
+            id="custom-endpoint-without-credentials",
+        ),
+    ],
+)
+def test_uses_local(tmp_path, text, environ, uses_local):
+    speechkit = load_settings(write(tmp_path, text), environ).speechkit
 
-    assert info.value.errors == [NO_CREDENTIALS]
+    assert speechkit.uses_local is uses_local
 
 
-def test_need_credentials_is_satisfied_by_the_environment():
-    settings = load_settings(None, {"YANDEX_API_KEY": "k"}, need_credentials=True)
+def test_endpoint_may_be_local(tmp_path):
+    settings = load_settings(write(tmp_path, '[speechkit]\nendpoint = "local"\n'), ENV)
 
-    assert settings.speechkit.api_key == Secret("k")
+    assert settings.speechkit.endpoint == "local"
 
 
-def test_need_credentials_does_not_repeat_a_credential_error(tmp_path):
-    path = write(tmp_path, '[speechkit]\napi_key_file = "nope.txt"\n')
+@pytest.mark.parametrize("endpoint", ["Local", "local:", "local:0"])
+def test_a_malformed_endpoint_error_mentions_local(tmp_path, endpoint):
+    errors = errors_of(tmp_path, f'[speechkit]\nendpoint = "{endpoint}"\n')
 
-    with pytest.raises(ConfigError) as info:
-        load_settings(path, ENV, need_credentials=True)
+    assert errors == [f'speechkit.endpoint: expected "host:port" or "local", found "{endpoint}"']
 
-    assert len(info.value.errors) == 1
-    assert NO_CREDENTIALS not in info.value.errors
+
+@pytest.mark.parametrize("fallback", ["none", "local"])
+def test_fallback_may_be_none_or_local(tmp_path, fallback):
+    path = write(tmp_path, f'[speechkit]\nfallback = "{fallback}"\n')
+
+    assert load_settings(path, ENV).speechkit.fallback == fallback
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ('"cloud"', 'speechkit.fallback: expected "none" or "local", found "cloud"'),
+        ('""', 'speechkit.fallback: expected "none" or "local", found ""'),
+        ("true", "speechkit.fallback: expected a string, found a boolean"),
+    ],
+)
+def test_other_fallbacks_are_errors(tmp_path, value, error):
+    assert errors_of(tmp_path, f"[speechkit]\nfallback = {value}\n") == [error]
+
+
+def test_local_model_must_exist(tmp_path):
+    errors = errors_of(tmp_path, '[local]\nmodel = "missing.onnx"\n')
+
+    assert errors == [f"local.model: no Piper model at {tmp_path / 'missing.onnx'}"]
+
+
+def test_local_model_needs_its_json_beside_it(tmp_path):
+    (tmp_path / "x.onnx").write_bytes(b"onnx")
+
+    errors = errors_of(tmp_path, '[local]\nmodel = "x.onnx"\n')
+
+    assert errors == [
+        f"local.model: {tmp_path / 'x.onnx'} has no x.onnx.json beside it (Piper needs both)"
+    ]
+
+
+def test_local_voices_name_their_models(tmp_path):
+    model = piper_model(tmp_path, "x.onnx")
+
+    local = load_settings(write(tmp_path, '[local.voices]\nmarina = "x.onnx"\n'), ENV).local
+
+    assert local.voices == (("marina", model),)
+    assert local.model is None
+
+
+def test_local_model_paths_are_relative_to_the_config_folder(tmp_path, monkeypatch):
+    model = piper_model(tmp_path, "voices/joe.onnx")
+    voice = piper_model(tmp_path, "voices/alena.onnx")
+    path = write(
+        tmp_path, '[local]\nmodel = "voices/joe.onnx"\nvoices.alena = "voices/alena.onnx"\n'
+    )
+    monkeypatch.chdir("/")
+
+    local = load_settings(path, ENV).local
+
+    assert local.model == model
+    assert local.voices == (("alena", voice),)
+
+
+def test_local_model_path_expands_home(tmp_path):
+    model = piper_model(tmp_path, "voices/joe.onnx")
+    path = write(tmp_path, '[local]\nmodel = "~/voices/joe.onnx"\n', "elsewhere.toml")
+
+    assert load_settings(path, {"HOME": str(tmp_path)}).local.model == model
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (
+            "[local.voices]\nalena = 3",
+            "local.voices.alena: expected a model path, found an integer",
+        ),
+        (
+            '[local.voices]\nalena = ["a.onnx"]',
+            "local.voices.alena: expected a model path, found an array",
+        ),
+        (
+            '[local]\nvoices = "a.onnx"',
+            "local.voices: expected a table [local.voices], found a string",
+        ),
+    ],
+)
+def test_local_voices_must_be_a_table_of_paths(tmp_path, text, error):
+    assert errors_of(tmp_path, text) == [error]
+
+
+@pytest.mark.parametrize(
+    "listen", ["127.0.0.1:50051", "localhost:1", "[::1]:65535", "unix:/run/piper.sock", "unix:rel"]
+)
+def test_local_listen_accepts_host_port_or_unix_path(tmp_path, listen):
+    path = write(tmp_path, f'[local]\nlisten = "{listen}"\n')
+
+    assert load_settings(path, ENV).local.listen == listen
+
+
+@pytest.mark.parametrize(
+    "listen",
+    [
+        "50051",
+        "localhost",
+        ":50051",
+        "localhost:0",
+        "localhost:65536",
+        "/run/piper.sock",
+        "unix:",
+    ],
+)
+def test_local_listen_rejects_anything_else(tmp_path, listen):
+    errors = errors_of(tmp_path, f'[local]\nlisten = "{listen}"\n')
+
+    assert errors == [f'local.listen: expected "host:port" or "unix:PATH", found "{listen}"']
+
+
+@pytest.mark.parametrize(("workers", "valid"), [(1, True), (16, True), (0, False), (17, False)])
+def test_local_workers_range(tmp_path, workers, valid):
+    path = write(tmp_path, f"[local]\nworkers = {workers}\n")
+
+    if valid:
+        assert load_settings(path, ENV).local.workers == workers
+    else:
+        with pytest.raises(ConfigError) as info:
+            load_settings(path, ENV)
+        assert info.value.errors == [f"local.workers: {workers} is out of range [1, 16]"]
+
+
+def test_local_typo_suggests_the_key(tmp_path):
+    assert errors_of(tmp_path, "[local]\nworkrs = 3\n") == [
+        'unknown key [local] "workrs"; did you mean "workers"?'
+    ]
+
+
+def test_every_local_error_is_reported_at_once(tmp_path):
+    (tmp_path / "half.onnx").write_bytes(b"onnx")
+
+    errors = errors_of(
+        tmp_path,
+        """
+        [speechkit]
+        fallback = "cloud"
+
+        [local]
+        model = "missing.onnx"
+        listen = "50051"
+        workers = 0
+        modle = "x.onnx"
+
+        [local.voices]
+        alena = 3
+        jane = "half.onnx"
+        """,
+    )
+
+    assert errors == [
+        'speechkit.fallback: expected "none" or "local", found "cloud"',
+        f"local.model: no Piper model at {tmp_path / 'missing.onnx'}",
+        'local.listen: expected "host:port" or "unix:PATH", found "50051"',
+        "local.voices.alena: expected a model path, found an integer",
+        f"local.voices.jane: {tmp_path / 'half.onnx'} has no half.onnx.json beside it "
+        "(Piper needs both)",
+        "local.workers: 0 is out of range [1, 16]",
+        'unknown key [local] "modle"; did you mean "model"?',
+    ]
 
 
 def test_secret_hides_its_value():
@@ -467,6 +677,7 @@ def test_example_config_loads_and_matches_the_defaults():
     assert settings.voice == VoiceSettings()
     assert settings.audio == AudioSettings()
     assert settings.control == load_settings(None, ENV).control
+    assert settings.local == LocalSettings()
 
 
 def test_example_config_documents_every_key():
@@ -476,12 +687,14 @@ def test_example_config_documents_every_key():
         "voice": VoiceSettings,
         "audio": AudioSettings,
         "control": ControlSettings,
+        "local": LocalSettings,
     }
     keys = {f.name for cls in sections.values() for f in dataclasses.fields(cls)}
     keys |= {"api_key_file", "iam_token_file"}
+    keys -= {"voices"}  # a table of its own, [local.voices]
 
-    for section in sections:
-        assert f"[{section}]" in text
+    for section in [*sections, "local.voices"]:
+        assert f"[{section}]" in text, section
     for key in keys:
         assert f"\n{key} = " in text or f"\n# {key} = " in text, key
 

@@ -18,7 +18,7 @@ from player.client import Client
 from player.generated.speechkit.tts.v3 import tts_pb2
 from player.tone_server import ToneScript, ToneServer
 from tests import audio_analysis as aa
-from tests.daemon import Daemon, clean_env, run_cli, spawn_cli, write_config
+from tests.daemon import Daemon, Daemons, clean_env, run_cli, spawn_cli, write_config
 from tests.pulse import PulseServer, Recorder
 
 RATE = 48000
@@ -45,23 +45,15 @@ async def tone_server() -> AsyncIterator[ToneServer]:
 async def start_daemon(
     tone_server: ToneServer, pulse: PulseServer, tmp_path: Path
 ) -> AsyncIterator[StartDaemon]:
-    daemons: list[Daemon] = []
+    daemons = Daemons(tmp_path, clean_env(pulse.env))
 
     async def start(
         *, api_key: str | None = KEY, endpoint: str | None = None, **sections: dict[str, object]
     ) -> Daemon:
-        folder = tmp_path / f"daemon{len(daemons)}"
-        folder.mkdir()
-        config = write_config(folder, endpoint or tone_server.address, api_key=api_key, **sections)
-        daemon = Daemon(config, clean_env(pulse.env))
-        daemons.append(daemon)
-        await daemon.start()
-        return daemon
+        return await daemons.start(endpoint or tone_server.address, api_key, **sections)
 
     yield start
-    for daemon in daemons:
-        assert await daemon.stop() == 0, daemon.log
-        assert not daemon.socket.exists(), "the daemon left its socket behind"
+    await daemons.stop_all()
 
 
 def heard_and_quiet(min_sound_s: float, quiet_s: float = 0.15) -> Callable[[np.ndarray], bool]:
@@ -361,13 +353,3 @@ async def test_client_without_a_daemon_says_so(tmp_path: Path, pulse: PulseServe
     assert str(tmp_path / "control.sock") in result.stderr
     assert "running" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-
-
-async def test_daemon_without_credentials_for_the_cloud_refuses_to_start(
-    tmp_path: Path, pulse: PulseServer
-) -> None:
-    config = tmp_path / "player.toml"
-    config.write_text(f'[control]\nsocket = "{tmp_path / "s.sock"}"\n')
-    result = await run_cli(config, clean_env(pulse.env), "daemon")
-    assert result.returncode == 2
-    assert "no credentials" in result.stderr

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from player.generated.speechkit.tts.v3 import tts_pb2, tts_service_pb2_grpc
-from player.tone_server import UNAUTHENTICATED_DETAILS, ToneScript, ToneServer
+from player.speechkit_server import UNAUTHENTICATED_DETAILS
+from player.tone_server import ToneScript, ToneServer
 from player.tone_synth import Chunker, Pacer, ToneGenerator
 
 TIMEOUT = 10.0

@@ -305,6 +305,111 @@ class WordTiming(_message.Message):
 Global___WordTiming: _TypeAlias = WordTiming  # noqa: Y015
 
 @_typing.final
+class Hints(_message.Message):
+    """UtteranceSynthesis: the whole text in one request, audio streamed back. Field numbers
+    as in the public tts.proto; audio templates and duration hints are left out.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VOICE_FIELD_NUMBER: _builtins.int
+    SPEED_FIELD_NUMBER: _builtins.int
+    VOLUME_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    PITCH_SHIFT_FIELD_NUMBER: _builtins.int
+    voice: _builtins.str
+    speed: _builtins.float
+    volume: _builtins.float
+    role: _builtins.str
+    pitch_shift: _builtins.float
+    def __init__(
+        self,
+        *,
+        voice: _builtins.str = ...,
+        speed: _builtins.float = ...,
+        volume: _builtins.float = ...,
+        role: _builtins.str = ...,
+        pitch_shift: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["Hint", b"Hint", "pitch_shift", b"pitch_shift", "role", b"role", "speed", b"speed", "voice", b"voice", "volume", b"volume"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["Hint", b"Hint", "pitch_shift", b"pitch_shift", "role", b"role", "speed", b"speed", "voice", b"voice", "volume", b"volume"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_Hint: _TypeAlias = _typing.Literal["voice", "speed", "volume", "role", "pitch_shift"]  # noqa: Y015
+    _WhichOneofArgType_Hint: _TypeAlias = _typing.Literal["Hint", b"Hint"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_Hint) -> _WhichOneofReturnType_Hint | None: ...
+
+Global___Hints: _TypeAlias = Hints  # noqa: Y015
+
+@_typing.final
+class UtteranceSynthesisRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    HINTS_FIELD_NUMBER: _builtins.int
+    OUTPUT_AUDIO_SPEC_FIELD_NUMBER: _builtins.int
+    LOUDNESS_NORMALIZATION_TYPE_FIELD_NUMBER: _builtins.int
+    UNSAFE_MODE_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    text: _builtins.str
+    loudness_normalization_type: Global___LoudnessNormalizationType.ValueType
+    unsafe_mode: _builtins.bool
+    @_builtins.property
+    def hints(self) -> _containers.RepeatedCompositeFieldContainer[Global___Hints]: ...
+    @_builtins.property
+    def output_audio_spec(self) -> Global___AudioFormatOptions: ...
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        text: _builtins.str = ...,
+        hints: _abc.Iterable[Global___Hints] | None = ...,
+        output_audio_spec: Global___AudioFormatOptions | None = ...,
+        loudness_normalization_type: Global___LoudnessNormalizationType.ValueType = ...,
+        unsafe_mode: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["Utterance", b"Utterance", "output_audio_spec", b"output_audio_spec", "text", b"text"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["Utterance", b"Utterance", "hints", b"hints", "loudness_normalization_type", b"loudness_normalization_type", "model", b"model", "output_audio_spec", b"output_audio_spec", "text", b"text", "unsafe_mode", b"unsafe_mode"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_Utterance: _TypeAlias = _typing.Literal["text"]  # noqa: Y015
+    _WhichOneofArgType_Utterance: _TypeAlias = _typing.Literal["Utterance", b"Utterance"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_Utterance) -> _WhichOneofReturnType_Utterance | None: ...
+
+Global___UtteranceSynthesisRequest: _TypeAlias = UtteranceSynthesisRequest  # noqa: Y015
+
+@_typing.final
+class UtteranceSynthesisResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUDIO_CHUNK_FIELD_NUMBER: _builtins.int
+    TEXT_CHUNK_FIELD_NUMBER: _builtins.int
+    START_MS_FIELD_NUMBER: _builtins.int
+    LENGTH_MS_FIELD_NUMBER: _builtins.int
+    start_ms: _builtins.int
+    length_ms: _builtins.int
+    @_builtins.property
+    def audio_chunk(self) -> Global___AudioChunk: ...
+    @_builtins.property
+    def text_chunk(self) -> Global___TextChunk: ...
+    def __init__(
+        self,
+        *,
+        audio_chunk: Global___AudioChunk | None = ...,
+        text_chunk: Global___TextChunk | None = ...,
+        start_ms: _builtins.int = ...,
+        length_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["audio_chunk", b"audio_chunk", "text_chunk", b"text_chunk"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_chunk", b"audio_chunk", "length_ms", b"length_ms", "start_ms", b"start_ms", "text_chunk", b"text_chunk"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UtteranceSynthesisResponse: _TypeAlias = UtteranceSynthesisResponse  # noqa: Y015
+
+@_typing.final
 class StreamSynthesisResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

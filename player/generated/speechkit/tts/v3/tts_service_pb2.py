@@ -25,13 +25,13 @@ _sym_db = _symbol_database.Default()
 from player.generated.speechkit.tts.v3 import tts_pb2 as speechkit_dot_tts_dot_v3_dot_tts__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"speechkit/tts/v3/tts_service.proto\x12\x10speechkit.tts.v3\x1a\x1aspeechkit/tts/v3/tts.proto2y\n\x0bSynthesizer\x12j\n\x0fStreamSynthesis\x12(.speechkit.tts.v3.StreamSynthesisRequest\x1a).speechkit.tts.v3.StreamSynthesisResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"speechkit/tts/v3/tts_service.proto\x12\x10speechkit.tts.v3\x1a\x1aspeechkit/tts/v3/tts.proto2\xec\x01\n\x0bSynthesizer\x12q\n\x12UtteranceSynthesis\x12+.speechkit.tts.v3.UtteranceSynthesisRequest\x1a,.speechkit.tts.v3.UtteranceSynthesisResponse0\x01\x12j\n\x0fStreamSynthesis\x12(.speechkit.tts.v3.StreamSynthesisRequest\x1a).speechkit.tts.v3.StreamSynthesisResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'speechkit.tts.v3.tts_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SYNTHESIZER']._serialized_start=84
-  _globals['_SYNTHESIZER']._serialized_end=205
+  _globals['_SYNTHESIZER']._serialized_start=85
+  _globals['_SYNTHESIZER']._serialized_end=321
 # @@protoc_insertion_point(module_scope)

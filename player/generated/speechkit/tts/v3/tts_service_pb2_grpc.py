@@ -34,6 +34,11 @@ class SynthesizerStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.UtteranceSynthesis = channel.unary_stream(
+                '/speechkit.tts.v3.Synthesizer/UtteranceSynthesis',
+                request_serializer=speechkit_dot_tts_dot_v3_dot_tts__pb2.UtteranceSynthesisRequest.SerializeToString,
+                response_deserializer=speechkit_dot_tts_dot_v3_dot_tts__pb2.UtteranceSynthesisResponse.FromString,
+                _registered_method=True)
         self.StreamSynthesis = channel.stream_stream(
                 '/speechkit.tts.v3.Synthesizer/StreamSynthesis',
                 request_serializer=speechkit_dot_tts_dot_v3_dot_tts__pb2.StreamSynthesisRequest.SerializeToString,
@@ -43,6 +48,13 @@ class SynthesizerStub:
 
 class SynthesizerServicer:
     """Missing associated documentation comment in .proto file."""
+
+    def UtteranceSynthesis(self, request, context):
+        """One text in, audio streamed back.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def StreamSynthesis(self, request_iterator, context):
         """Bidirectional streaming: options first, then text pieces; audio streams back.
@@ -54,6 +66,11 @@ class SynthesizerServicer:
 
 def add_SynthesizerServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'UtteranceSynthesis': grpc.unary_stream_rpc_method_handler(
+                    servicer.UtteranceSynthesis,
+                    request_deserializer=speechkit_dot_tts_dot_v3_dot_tts__pb2.UtteranceSynthesisRequest.FromString,
+                    response_serializer=speechkit_dot_tts_dot_v3_dot_tts__pb2.UtteranceSynthesisResponse.SerializeToString,
+            ),
             'StreamSynthesis': grpc.stream_stream_rpc_method_handler(
                     servicer.StreamSynthesis,
                     request_deserializer=speechkit_dot_tts_dot_v3_dot_tts__pb2.StreamSynthesisRequest.FromString,
@@ -69,6 +86,33 @@ def add_SynthesizerServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class Synthesizer:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def UtteranceSynthesis(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/speechkit.tts.v3.Synthesizer/UtteranceSynthesis',
+            speechkit_dot_tts_dot_v3_dot_tts__pb2.UtteranceSynthesisRequest.SerializeToString,
+            speechkit_dot_tts_dot_v3_dot_tts__pb2.UtteranceSynthesisResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def StreamSynthesis(request_iterator,

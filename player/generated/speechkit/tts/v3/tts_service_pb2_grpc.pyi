@@ -33,16 +33,28 @@ class SynthesizerStub:
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> SynthesizerAsyncStub: ...
+    UtteranceSynthesis: _grpc.UnaryStreamMultiCallable[_tts_pb2.UtteranceSynthesisRequest, _tts_pb2.UtteranceSynthesisResponse]
+    """One text in, audio streamed back."""
     StreamSynthesis: _grpc.StreamStreamMultiCallable[_tts_pb2.StreamSynthesisRequest, _tts_pb2.StreamSynthesisResponse]
     """Bidirectional streaming: options first, then text pieces; audio streams back."""
 
 @_typing.type_check_only
 class SynthesizerAsyncStub(SynthesizerStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
+    UtteranceSynthesis: _aio.UnaryStreamMultiCallable[_tts_pb2.UtteranceSynthesisRequest, _tts_pb2.UtteranceSynthesisResponse]  # type: ignore[assignment]
+    """One text in, audio streamed back."""
     StreamSynthesis: _aio.StreamStreamMultiCallable[_tts_pb2.StreamSynthesisRequest, _tts_pb2.StreamSynthesisResponse]  # type: ignore[assignment]
     """Bidirectional streaming: options first, then text pieces; audio streams back."""
 
 class SynthesizerServicer(metaclass=_abc_1.ABCMeta):
+    @_abc_1.abstractmethod
+    def UtteranceSynthesis(
+        self,
+        request: _tts_pb2.UtteranceSynthesisRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_tts_pb2.UtteranceSynthesisResponse], _abc.AsyncIterator[_tts_pb2.UtteranceSynthesisResponse]]:
+        """One text in, audio streamed back."""
+
     @_abc_1.abstractmethod
     def StreamSynthesis(
         self,

@@ -123,10 +123,13 @@ class Counters(_message.Message):
     UNDERRUNS_FIELD_NUMBER: _builtins.int
     ERRORS_FIELD_NUMBER: _builtins.int
     FRAMES_PLAYED_FIELD_NUMBER: _builtins.int
+    FALLBACKS_FIELD_NUMBER: _builtins.int
     utterances: _builtins.int
     underruns: _builtins.int
     errors: _builtins.int
     frames_played: _builtins.int
+    fallbacks: _builtins.int
+    """Utterances the cloud could not be reached for, spoken by the local synthesizer."""
     def __init__(
         self,
         *,
@@ -134,10 +137,11 @@ class Counters(_message.Message):
         underruns: _builtins.int = ...,
         errors: _builtins.int = ...,
         frames_played: _builtins.int = ...,
+        fallbacks: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["errors", b"errors", "frames_played", b"frames_played", "underruns", b"underruns", "utterances", b"utterances"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["errors", b"errors", "fallbacks", b"fallbacks", "frames_played", b"frames_played", "underruns", b"underruns", "utterances", b"utterances"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
