@@ -16,7 +16,7 @@ from player.config import Settings, SpeechKitSettings
 from player.control import ControlServer, PlayerService
 from player.fallback import Fallback
 from player.generated.speechkit_player.control.v1 import control_pb2
-from player.local_process import START_TIMEOUT, LocalSynthesizer
+from player.local_process import LocalSynthesis, LocalSynthesizer
 from player.output import AudioOutput, output_devices, resolve_device
 from player.piper_engine import LocalEngineError, check_installed
 from player.playback import Playback, Synthesis
@@ -90,7 +90,7 @@ class _Synthesis:
 
 def _synthesis(settings: Settings, samplerate: int) -> _Synthesis:
     sk, voice = settings.speechkit, settings.voice
-    local: Synthesizer | None = None
+    local: LocalSynthesis | None = None
     channels: list[grpc.aio.Channel] = []
     background: list[Callable[[], Coroutine[Any, Any, None]]] = []
     child: LocalSynthesizer | None = None
@@ -103,11 +103,8 @@ def _synthesis(settings: Settings, samplerate: int) -> _Synthesis:
         local_channel = grpc.aio.insecure_channel(child.address, options=_LOCAL_CHANNEL_OPTIONS)
         channels.append(local_channel)
         background.append(lambda: child.run(local_channel))
-        # The first utterance may have to wait for the voice to load.
-        local_settings = SpeechKitSettings(
-            endpoint=child.address, tls=False, connect_timeout=START_TIMEOUT
-        )
-        local = Synthesizer(local_channel, local_settings, voice, samplerate)
+        local_settings = SpeechKitSettings(endpoint=child.address, tls=False)
+        local = LocalSynthesis(child, Synthesizer(local_channel, local_settings, voice, samplerate))
     if sk.uses_local:
         assert local is not None
         why = 'endpoint = "local"' if sk.endpoint == "local" else "no SpeechKit key or token"

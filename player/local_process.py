@@ -17,9 +17,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
+
+from player.session import CallResult, Sink, SynthesisError, Synthesizer
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -46,8 +49,32 @@ class LocalSynthesizer:
         self._folder = Path(tempfile.mkdtemp(prefix="speechkit-player-", dir=_runtime_dir()))
         self.address = f"unix:{self._folder / 'local.sock'}"
         """Where to dial it."""
-        self.ready = asyncio.Event()
-        """Set while a child is up and answering."""
+        self._ready = False
+        self._failure: str | None = None
+        """Why the last child ended, until a new one answers."""
+        self._changed = asyncio.Condition()
+
+    async def wait_ready(self, timeout: float = START_TIMEOUT) -> None:  # noqa: ASYNC109
+        """Return once a child answers; raise SynthesisError at once if the last one
+        died and its replacement is not up yet, or after `timeout` s of starting."""
+        try:
+            async with asyncio.timeout(timeout), self._changed:
+                while not self._ready:
+                    if self._failure is not None:
+                        raise SynthesisError(
+                            f"{self._failure}; see the daemon's log", grpc.StatusCode.UNAVAILABLE
+                        )
+                    await self._changed.wait()
+        except TimeoutError:
+            raise SynthesisError(
+                f"the local synthesizer did not start within {timeout:.0f} s",
+                grpc.StatusCode.UNAVAILABLE,
+            ) from None
+
+    async def _set_state(self, ready: bool, failure: str | None) -> None:
+        async with self._changed:
+            self._ready, self._failure = ready, failure
+            self._changed.notify_all()
 
     def command(self) -> list[str]:
         command = [sys.executable, "-m", "player", "serve-local"]
@@ -72,12 +99,11 @@ class LocalSynthesizer:
                 except asyncio.CancelledError:
                     await self._terminate(child)
                     raise
-                self.ready.clear()
                 if time.monotonic() - started > _STABLE:
                     backoff = _BACKOFF_MIN
-                _LOGGER.error(
-                    "the local synthesizer exited (code %s); restarting in %.0f s", code, backoff
-                )
+                failure = f"the local synthesizer exited with code {code}"
+                await self._set_state(False, failure)
+                _LOGGER.error("%s; restarting in %.0f s", failure, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX)
         finally:
@@ -99,7 +125,7 @@ class LocalSynthesizer:
         finally:
             answering.cancel()
         if answering in done:
-            self.ready.set()
+            await self._set_state(True, None)
             _LOGGER.info("local synthesizer ready after %.1f s", time.monotonic() - started)
         elif exited not in done:
             _LOGGER.error(
@@ -118,3 +144,15 @@ class LocalSynthesizer:
             _LOGGER.warning("the local synthesizer ignored SIGTERM; killing it")
             child.kill()
             await child.wait()
+
+
+class LocalSynthesis:
+    """Synthesis through the child: waits for it to be up, or fails at once with why not."""
+
+    def __init__(self, child: LocalSynthesizer, synthesizer: Synthesizer) -> None:
+        self._child = child
+        self._synthesizer = synthesizer
+
+    async def synthesize(self, pieces: AsyncIterator[str], sink: Sink) -> CallResult:
+        await self._child.wait_ready()
+        return await self._synthesizer.synthesize(pieces, sink)

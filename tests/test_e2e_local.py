@@ -131,3 +131,28 @@ async def test_fallback_does_not_hide_a_rejected_key(
         assert (counters["fallbacks"], counters["errors"]) == (0, 1)
     finally:
         await tone.stop()
+
+
+@pytest.fixture
+def broken_model(tmp_path: Path) -> Path:
+    """A file that passes the config's checks (it and its .json exist) but is no model."""
+    model = tmp_path / "broken.onnx"
+    model.write_bytes(b"not a model")
+    Path(f"{model}.json").write_text("{}")
+    return model
+
+
+async def test_a_voice_that_cannot_load_fails_utterances_with_the_reason(
+    start_daemon: StartDaemon, broken_model: Path
+) -> None:
+    model = broken_model
+    daemon = await start_daemon("local", None, local={"model": str(model)})
+    for _ in range(2):  # the second asks while the child is being restarted
+        result = await asyncio.wait_for(
+            run_cli(daemon.config, daemon.env, "say", "--wait", "Hello."), TIMEOUT
+        )
+        assert result.returncode == 1
+        assert "the local synthesizer exited with code 1" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert daemon.alive
+    assert f"cannot load the Piper voice {model}" in daemon.log
