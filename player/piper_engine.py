@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,8 +75,6 @@ class PiperEngine:
         loaded: dict[Path, LocalVoice] = {}
         self.default = self._load(settings.model or default_model(), loaded)
         self._voices = {name: self._load(path, loaded) for name, path in settings.voices}
-        # Piper's espeak phonemizer keeps global state; one sentence at a time through it.
-        self._phonemize_lock = threading.Lock()
 
     @property
     def voice_names(self) -> frozenset[str]:
@@ -115,10 +112,9 @@ class PiperEngine:
         config = SynthesisConfig(
             length_scale=voice.model.config.length_scale / speed, normalize_audio=False
         )
-        with self._phonemize_lock:
-            phonemes = voice.model.phonemize(text)
         parts: list[Samples] = []
-        for sentence in phonemes:
+        # Piper serialises its espeak phonemizer itself; the model runs in parallel.
+        for sentence in voice.model.phonemize(text):
             if not sentence:
                 continue
             ids = voice.model.phonemes_to_ids(sentence)

@@ -98,7 +98,12 @@ async def test_announcement_is_heard_in_full_while_it_is_synthesised(
     expected = len(call.audio) / 2 / RATE
     assert expected > 3.0  # three sentences
     x = (await record_until(recorder, heard_and_quiet(expected - 0.05)))[start_index:]
-    (span,) = aa.sound_spans(x, RATE)
+    spans = aa.sound_spans(x, RATE)
+    assert len(spans) == 1, (
+        f"sound spans (ms): {[(a * 1000 // RATE, b * 1000 // RATE) for a, b in spans]}\n"
+        f"{daemon.log}"
+    )
+    span = spans[0]
     heard = x[span[0] : span[1]]
     assert len(heard) / RATE == pytest.approx(expected, abs=0.03)
     assert aa.dominant_frequency(heard, RATE) == pytest.approx(440.0, abs=2.0)
