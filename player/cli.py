@@ -237,4 +237,10 @@ def _status_dict(status: control_pb2.Status) -> dict[str, object]:
             "fallbacks": counters.fallbacks,
         },
         "last_error": status.last_error,
+        "callback_us": {
+            "calls": status.callback.calls,
+            "median": round(status.callback.median_us, 1),
+            "p99": round(status.callback.p99_us, 1),
+            "max": round(status.callback.max_us, 1),
+        },
     }

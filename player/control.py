@@ -118,6 +118,7 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
         context: grpc.aio.ServicerContext[control_pb2.StatusRequest, control_pb2.Status],
     ) -> control_pb2.Status:
         playback, output = self._playback, self._output
+        calls, median, p99, slowest = output.callback_timing()
         return control_pb2.Status(
             state="playing" if playback.playing else "idle",
             queue_length=playback.queue_length,
@@ -133,6 +134,9 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
             ),
             last_error=playback.last_error,
             endpoint=self._endpoint,
+            callback=control_pb2.CallbackTiming(
+                calls=calls, median_us=median, p99_us=p99, max_us=slowest
+            ),
         )
 
     async def ListDevices(

@@ -24,6 +24,9 @@ from player.ring import Frames, RingBuffer
 
 _LOGGER = logging.getLogger(__name__)
 
+TIMED_CALLBACKS = 8192
+"""The callback's run time is kept for this many recent calls (80 s of 10 ms blocks)."""
+
 
 class OutputError(Exception):
     """The audio device could not be opened or stopped consuming audio."""
@@ -140,41 +143,61 @@ class AudioOutput:
         self.frames_played = 0  # callback: frames of speech handed to the device
         self.callback_failed = False  # callback
         self.last_callback = 0.0  # callback: time.monotonic() of the last call
+        self.callbacks = 0  # callback: calls so far
+        # callback: each call's run time in ns, the last TIMED_CALLBACKS of them.
+        self._durations = np.zeros(TIMED_CALLBACKS, dtype=np.int64)
 
     # -- the callback (PortAudio thread) ---------------------------------------------
 
     def _callback(self, outdata: Frames, frames: int, _time: Any, _status: Any) -> None:
+        started = time.perf_counter_ns()
         try:
             self.last_callback = time.monotonic()
-            ring = self.ring
-            if self._flush_requested != self._flush_done:
-                n = ring.read_into(outdata, frames) if self.gate_open else 0
-                k = min(n, len(self._fade))
-                outdata[:k] *= self._fade[:k]
-                outdata[k:] = 0.0
-                self.frames_played += k
-                ring.discard()
-                self.gate_open = False
-                self._flush_done = self._flush_requested
-                return
-            if not self.gate_open:
-                outdata.fill(0.0)
-                return
-            n = ring.read_into(outdata, frames)
-            self.frames_played += n
-            if n == frames:
-                self._starving = False
-                return
-            outdata[n:] = 0.0
-            # A dry spell counts once, however many blocks it lasts.
-            if (self.expecting or ring.read_pos < self.end_mark) and not self._starving:
-                self.underruns += 1
-                self._starving = True
+            self._fill(outdata, frames)
+            durations = self._durations
+            durations[self.callbacks % len(durations)] = time.perf_counter_ns() - started
+            self.callbacks += 1
         except BaseException:
             self.callback_failed = True
             # Nothing may escape into PortAudio, not even from the zero-fill.
             with contextlib.suppress(BaseException):
                 outdata.fill(0.0)
+
+    def _fill(self, outdata: Frames, frames: int) -> None:
+        ring = self.ring
+        if self._flush_requested != self._flush_done:
+            n = ring.read_into(outdata, frames) if self.gate_open else 0
+            k = min(n, len(self._fade))
+            outdata[:k] *= self._fade[:k]
+            outdata[k:] = 0.0
+            self.frames_played += k
+            ring.discard()
+            self.gate_open = False
+            self._flush_done = self._flush_requested
+            return
+        if not self.gate_open:
+            outdata.fill(0.0)
+            return
+        n = ring.read_into(outdata, frames)
+        self.frames_played += n
+        if n == frames:
+            self._starving = False
+            return
+        outdata[n:] = 0.0
+        # A dry spell counts once, however many blocks it lasts.
+        if (self.expecting or ring.read_pos < self.end_mark) and not self._starving:
+            self.underruns += 1
+            self._starving = True
+
+    def callback_timing(self) -> tuple[int, float, float, float]:
+        """(calls, median, p99, max) of the callback's own run time, in microseconds, over
+        the last TIMED_CALLBACKS calls."""
+        calls = self.callbacks
+        recent = self._durations[: min(calls, len(self._durations))].copy()
+        if not len(recent):
+            return calls, 0.0, 0.0, 0.0
+        p50, p99 = np.percentile(recent, [50, 99]) / 1000
+        return calls, float(p50), float(p99), float(recent.max()) / 1000
 
     # -- stream lifetime (asyncio side) ----------------------------------------------
 

@@ -102,3 +102,15 @@ async def test_ensure_open_reopens_a_dead_stream():
     output.ensure_open()
     assert len(streams) == 2
     assert output.healthy
+
+
+async def test_the_callback_times_itself():
+    output, (stream,) = make_output(prebuffer_ms=0)
+    assert output.callback_timing() == (0, 0.0, 0.0, 0.0)
+    output.begin_utterance()
+    await output.write(ones(800), stall_timeout=1)
+    for _ in range(20):
+        stream.pull(80)
+    calls, median, p99, slowest = output.callback_timing()
+    assert calls == 20
+    assert 0 < median <= p99 <= slowest

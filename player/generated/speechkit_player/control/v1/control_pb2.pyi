@@ -159,6 +159,7 @@ class Status(_message.Message):
     COUNTERS_FIELD_NUMBER: _builtins.int
     LAST_ERROR_FIELD_NUMBER: _builtins.int
     ENDPOINT_FIELD_NUMBER: _builtins.int
+    CALLBACK_FIELD_NUMBER: _builtins.int
     state: _builtins.str
     """"playing" or "idle"."""
     queue_length: _builtins.int
@@ -169,6 +170,8 @@ class Status(_message.Message):
     endpoint: _builtins.str
     @_builtins.property
     def counters(self) -> Global___Counters: ...
+    @_builtins.property
+    def callback(self) -> Global___CallbackTiming: ...
     def __init__(
         self,
         *,
@@ -180,14 +183,45 @@ class Status(_message.Message):
         counters: Global___Counters | None = ...,
         last_error: _builtins.str = ...,
         endpoint: _builtins.str = ...,
+        callback: Global___CallbackTiming | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["counters", b"counters"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["callback", b"callback", "counters", b"counters"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels", "counters", b"counters", "device", b"device", "endpoint", b"endpoint", "last_error", b"last_error", "queue_length", b"queue_length", "sample_rate", b"sample_rate", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback", b"callback", "channels", b"channels", "counters", b"counters", "device", b"device", "endpoint", b"endpoint", "last_error", b"last_error", "queue_length", b"queue_length", "sample_rate", b"sample_rate", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Status: _TypeAlias = Status  # noqa: Y015
+
+@_typing.final
+class CallbackTiming(_message.Message):
+    """The audio callback's own run time over its recent calls, in microseconds."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALLS_FIELD_NUMBER: _builtins.int
+    MEDIAN_US_FIELD_NUMBER: _builtins.int
+    P99_US_FIELD_NUMBER: _builtins.int
+    MAX_US_FIELD_NUMBER: _builtins.int
+    calls: _builtins.int
+    median_us: _builtins.float
+    p99_us: _builtins.float
+    max_us: _builtins.float
+    def __init__(
+        self,
+        *,
+        calls: _builtins.int = ...,
+        median_us: _builtins.float = ...,
+        p99_us: _builtins.float = ...,
+        max_us: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calls", b"calls", "max_us", b"max_us", "median_us", b"median_us", "p99_us", b"p99_us"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallbackTiming: _TypeAlias = CallbackTiming  # noqa: Y015
 
 @_typing.final
 class ListDevicesRequest(_message.Message):
