@@ -92,6 +92,10 @@ class CallRecord:
     audio: bytearray = field(default_factory=bytearray)
     """Every PCM byte sent, in order."""
     started: float = field(default_factory=time.monotonic)
+    first_request_at: float | None = None
+    """When the options message was read."""
+    chunk_times: list[float] = field(default_factory=list)
+    """When each audio chunk was sent."""
     first_chunk_at: float | None = None
     finished_at: float | None = None
     """When the last chunk was sent (time.monotonic(), like the others)."""
@@ -136,6 +140,7 @@ class _Call:
         self._record.forced += 1
 
     def _start(self, options: tts_pb2.SynthesisOptions) -> None:
+        self._record.first_request_at = time.monotonic()
         self._rate = check_options(options, self._script.voices, allow_wav=False).rate
         self._record.options = options
         self._tone = ToneGenerator(self._script.frequency_hz, self._script.amplitude, self._rate)
@@ -172,6 +177,7 @@ class _Call:
         await send(self._context, response)
         record.audio += chunk
         record.finished_at = time.monotonic()
+        record.chunk_times.append(record.finished_at)
         if record.first_chunk_at is None:
             record.first_chunk_at = record.finished_at
         if limit is not None and end >= limit:

@@ -1,0 +1,1 @@
+"""`bench/run`: the daemon against the alternatives a user could pick, in one run."""
