@@ -361,7 +361,7 @@ async def run(runs: int, out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
-    parser.add_argument("--runs", type=int, default=7, help="repetitions of each contender")
+    parser.add_argument("--runs", type=int, default=5, help="repetitions of each contender")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for JSON and PNG")
     args = parser.parse_args()
     asyncio.run(run(args.runs, args.out))
