@@ -31,6 +31,7 @@ from player.speechkit_server import (
     SPEECHKIT_VOICES,
     Context,
     Credentials,
+    OutputFormat,
     bound_address,
     check_options,
     check_voice_options,
@@ -86,7 +87,7 @@ class LocalServer:
     def voicing(
         self,
         voice: str,
-        output: tts_pb2.AudioFormatOptions | None,
+        output: OutputFormat,
         speed: float,
         volume: float,
         loudness: tts_pb2.LoudnessNormalizationType.ValueType,
@@ -94,7 +95,7 @@ class LocalServer:
         return Voicing(
             self._engine,
             self._engine.voice(voice),
-            output_format(output, allow_wav=True),
+            output,
             self._executor,
             speed=speed,
             volume=volume,
@@ -128,19 +129,16 @@ class LocalServer:
             if len(request.text) > MAX_STREAM_CHARS:
                 raise invalid(f"text exceeds {MAX_STREAM_CHARS} characters")
             spec = request.output_audio_spec if request.HasField("output_audio_spec") else None
-            voicing = self.voicing(voice, spec, speed, volume, loudness)
+            output = output_format(spec, allow_wav=True)
+            voicing = self.voicing(voice, output, speed, volume, loudness)
             splitter = SentenceSplitter()
             sentences = splitter.feed(request.text + " ")
             rest = splitter.flush()
             sentences += [rest] if rest else []
             for i, sentence in enumerate(sentences):
                 pcm = await voicing.speak(sentence, last=i == len(sentences) - 1)
-                for data, text, start, length in voicing.responses(pcm, sentence):
-                    response = tts_pb2.UtteranceSynthesisResponse(
-                        audio_chunk=tts_pb2.AudioChunk(data=data), start_ms=start, length_ms=length
-                    )
-                    if text:
-                        response.text_chunk.text = text
+                reply = tts_pb2.UtteranceSynthesisResponse
+                for response in voicing.responses(pcm, sentence, reply):
                     await send(context, response)
 
         await serve_call(context, self._credentials, metadata_dict(context), body)
@@ -173,10 +171,13 @@ class _StreamCall:
             self._sentences.put_nowait(None)
 
     def _start(self, options: tts_pb2.SynthesisOptions) -> None:
-        check_options(options, self._server.voices, allow_wav=True)
-        spec = options.output_audio_spec if options.HasField("output_audio_spec") else None
+        output = check_options(options, self._server.voices, allow_wav=True)
         self._voicing = self._server.voicing(
-            options.voice, spec, options.speed, options.volume, options.loudness_normalization_type
+            options.voice,
+            output,
+            options.speed,
+            options.volume,
+            options.loudness_normalization_type,
         )
 
     def _text(self, text: str) -> None:
@@ -193,12 +194,8 @@ class _StreamCall:
         while (sentence := await self._sentences.get()) is not None:
             assert self._voicing is not None  # sentences are queued only after options
             pcm = await self._voicing.speak(sentence, last=self._sentences.empty())
-            for data, text, start, length in self._voicing.responses(pcm, sentence):
-                response = tts_pb2.StreamSynthesisResponse(
-                    audio_chunk=tts_pb2.AudioChunk(data=data), start_ms=start, length_ms=length
-                )
-                if text:
-                    response.text_chunk.text = text
+            kind = tts_pb2.StreamSynthesisResponse
+            for response in self._voicing.responses(pcm, sentence, kind):
                 await send(self._context, response)
                 if first:
                     first = False

@@ -8,6 +8,7 @@ import math
 import struct
 from collections.abc import Iterator
 from concurrent.futures import Executor
+from typing import TypeVar
 
 import numpy as np
 import soxr
@@ -15,6 +16,10 @@ import soxr
 from player.generated.speechkit.tts.v3 import tts_pb2
 from player.piper_engine import LocalVoice, PiperEngine, Samples
 from player.speechkit_server import OutputFormat
+
+# Both RPCs answer with messages of the same shape (audio_chunk, text_chunk, start_ms,
+# length_ms).
+Response = TypeVar("Response", tts_pb2.StreamSynthesisResponse, tts_pb2.UtteranceSynthesisResponse)
 
 DEFAULT_LUFS = -19.0
 DEFAULT_PEAK = 0.7
@@ -102,9 +107,9 @@ class Voicing:
             self._resampler = None
         return out
 
-    def responses(self, pcm: bytes, text: str) -> Iterator[tuple[bytes, str, int, int]]:
-        """(data, text, start_ms, length_ms) for each response carrying `pcm`: pieces of
-        at most CHUNK_MS, the text with the first, a WAV header before the call's first."""
+    def responses(self, pcm: bytes, text: str, kind: type[Response]) -> Iterator[Response]:
+        """`kind` messages carrying `pcm`: pieces of at most CHUNK_MS, the text with the
+        first, a WAV header before the call's first."""
         size = self._output.rate * 2 * CHUNK_MS // 1000
         for offset in range(0, len(pcm), size):
             piece = pcm[offset : offset + size]
@@ -114,7 +119,14 @@ class Voicing:
             if self._header_due:
                 self._header_due = False
                 data = wav_header(self._output.rate) + piece
-            yield data, text if offset == 0 else "", start, self._ms(self._sent) - start
+            response = kind(
+                audio_chunk=tts_pb2.AudioChunk(data=data),
+                start_ms=start,
+                length_ms=self._ms(self._sent) - start,
+            )
+            if offset == 0:
+                response.text_chunk.text = text
+            yield response
 
     def _ms(self, samples: int) -> int:
         return samples * 1000 // self._output.rate

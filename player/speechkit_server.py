@@ -157,15 +157,6 @@ def check_options(
     return output_format(spec, allow_wav=allow_wav)
 
 
-def options_problem(options: tts_pb2.SynthesisOptions, voices: frozenset[str]) -> str | None:
-    """Why SpeechKit (or a raw-only server) would refuse `options`, or None."""
-    try:
-        check_options(options, voices, allow_wav=False)
-    except Rejected as rejected:
-        return rejected.details
-    return None
-
-
 async def read_stream(
     requests: AsyncIterator[tts_pb2.StreamSynthesisRequest],
     on_options: Callable[[tts_pb2.SynthesisOptions], None],
