@@ -7,8 +7,6 @@ import contextlib
 import dataclasses
 import logging
 import signal
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 import grpc
 
@@ -32,12 +30,6 @@ REPORT_INTERVAL = 10.0
 _CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2000),
-]
-
-# The local child is ready the moment its socket appears: look for it often.
-_LOCAL_CHANNEL_OPTIONS = [
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 250),
 ]
 
 
@@ -82,17 +74,15 @@ class _Synthesis:
     synthesis: Synthesis
     endpoint: str
     """For status and the log."""
-    channels: list[grpc.aio.Channel]
-    background: list[Callable[[], Coroutine[Any, Any, None]]]
-    """Jobs to run alongside playback."""
-    child: LocalSynthesizer | None = None
+    channel: grpc.aio.Channel | None
+    """The channel to the configured endpoint; None when it is the local synthesizer."""
+    child: LocalSynthesizer | None
+    """The local synthesizer, which runs alongside playback."""
 
 
 def _synthesis(settings: Settings, samplerate: int) -> _Synthesis:
     sk, voice = settings.speechkit, settings.voice
     local: LocalSynthesis | None = None
-    channels: list[grpc.aio.Channel] = []
-    background: list[Callable[[], Coroutine[Any, Any, None]]] = []
     child: LocalSynthesizer | None = None
     if sk.uses_local or sk.fallback == "local":
         try:
@@ -100,18 +90,14 @@ def _synthesis(settings: Settings, samplerate: int) -> _Synthesis:
         except LocalEngineError as err:
             raise DaemonError(str(err)) from None
         child = LocalSynthesizer(settings.source, _LOGGER.isEnabledFor(logging.DEBUG))
-        local_channel = grpc.aio.insecure_channel(child.address, options=_LOCAL_CHANNEL_OPTIONS)
-        channels.append(local_channel)
-        background.append(lambda: child.run(local_channel))
         local_settings = SpeechKitSettings(endpoint=child.address, tls=False)
-        local = LocalSynthesis(child, Synthesizer(local_channel, local_settings, voice, samplerate))
+        local = LocalSynthesis(child, Synthesizer(child.channel, local_settings, voice, samplerate))
     if sk.uses_local:
         assert local is not None
         why = 'endpoint = "local"' if sk.endpoint == "local" else "no SpeechKit key or token"
         _LOGGER.info("%s: speaking through the local Piper synthesizer", why)
-        return _Synthesis(local, "local", channels, background, child)
+        return _Synthesis(local, "local", None, child)
     channel = open_channel(sk)
-    channels.append(channel)
     cloud = Synthesizer(channel, sk, voice, samplerate, fail_fast=local is not None)
     _LOGGER.info(
         "speaking with voice %s via %s (%s)%s",
@@ -121,10 +107,8 @@ def _synthesis(settings: Settings, samplerate: int) -> _Synthesis:
         "; the local Piper synthesizer takes over when it is unreachable" if local else "",
     )
     if local is None:
-        return _Synthesis(cloud, sk.endpoint, channels, background)
-    return _Synthesis(
-        Fallback(cloud, local), f"{sk.endpoint} (fallback: local)", channels, background
-    )
+        return _Synthesis(cloud, sk.endpoint, channel, None)
+    return _Synthesis(Fallback(cloud, local), f"{sk.endpoint} (fallback: local)", channel, child)
 
 
 async def run(settings: Settings) -> None:
@@ -147,20 +131,18 @@ async def run(settings: Settings) -> None:
     control = ControlServer(settings.control.socket, service)
     try:
         await control.start()
-        await _serve(playback, synthesis.background)
+        await _serve(playback, synthesis.child)
     finally:
         await control.stop()
         output.close()
-        for channel in synthesis.channels:
-            await channel.close()
+        if synthesis.channel is not None:
+            await synthesis.channel.close()
         if synthesis.child is not None:
-            synthesis.child.close()
+            await synthesis.child.aclose()
         _LOGGER.info("stopped")
 
 
-async def _serve(
-    playback: Playback, background: list[Callable[[], Coroutine[Any, Any, None]]]
-) -> None:
+async def _serve(playback: Playback, child: LocalSynthesizer | None) -> None:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -168,7 +150,8 @@ async def _serve(
     try:
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(playback.run()), group.create_task(_report(playback.output))]
-            tasks += [group.create_task(job()) for job in background]
+            if child is not None:
+                tasks.append(group.create_task(child.run()))
             await stopping.wait()
             _LOGGER.info("shutting down")
             await playback.stop()  # fades out whatever is playing

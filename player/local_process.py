@@ -30,6 +30,11 @@ START_TIMEOUT = 120.0
 """Seconds the child may take to load its voices before we call the start failed."""
 STOP_TIMEOUT = 3.0
 _BACKOFF_MIN, _BACKOFF_MAX = 1.0, 30.0
+# The child is ready the moment its socket appears: look for it often.
+_CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 250),
+]
 _STABLE = 60.0
 """A child that ran this long resets the restart backoff."""
 
@@ -49,6 +54,8 @@ class LocalSynthesizer:
         self._folder = Path(tempfile.mkdtemp(prefix="speechkit-player-", dir=_runtime_dir()))
         self.address = f"unix:{self._folder / 'local.sock'}"
         """Where to dial it."""
+        self.channel = grpc.aio.insecure_channel(self.address, options=_CHANNEL_OPTIONS)
+        """The daemon's channel to it; `aclose` closes it."""
         self._ready = False
         self._failure: str | None = None
         """Why the last child ended, until a new one answers."""
@@ -83,7 +90,7 @@ class LocalSynthesizer:
             command += ["--config", str(self._config)]
         return command + (["--verbose"] if self._verbose else [])
 
-    async def run(self, channel: grpc.aio.Channel) -> None:
+    async def run(self) -> None:
         """Start the child and restart it whenever it exits, until cancelled."""
         backoff = _BACKOFF_MIN
         # The child needs no cloud credentials: keep them out of its environment.
@@ -95,7 +102,7 @@ class LocalSynthesizer:
                     *self.command(), stdin=subprocess.PIPE, env=env
                 )
                 try:
-                    code = await self._supervise(child, channel, started)
+                    code = await self._supervise(child, started)
                 except asyncio.CancelledError:
                     await self._terminate(child)
                     raise
@@ -113,11 +120,14 @@ class LocalSynthesizer:
         """Remove the private folder (the child, if any, is stopped by then)."""
         shutil.rmtree(self._folder, ignore_errors=True)
 
-    async def _supervise(
-        self, child: asyncio.subprocess.Process, channel: grpc.aio.Channel, started: float
-    ) -> int:
+    async def aclose(self) -> None:
+        """Close the channel and remove the private folder."""
+        await self.channel.close()
+        self.close()
+
+    async def _supervise(self, child: asyncio.subprocess.Process, started: float) -> int:
         exited = asyncio.create_task(child.wait())
-        answering = asyncio.create_task(channel.channel_ready())
+        answering = asyncio.create_task(self.channel.channel_ready())
         try:
             done, _ = await asyncio.wait(
                 [exited, answering], timeout=START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
