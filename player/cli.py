@@ -229,6 +229,7 @@ def _status_dict(status: control_pb2.Status) -> dict[str, object]:
         "sample_rate": status.sample_rate,
         "channels": status.channels,
         "endpoint": status.endpoint,
+        "stream": status.stream,
         "counters": {
             "utterances": counters.utterances,
             "underruns": counters.underruns,
@@ -242,5 +243,11 @@ def _status_dict(status: control_pb2.Status) -> dict[str, object]:
             "median": round(status.callback.median_us, 1),
             "p99": round(status.callback.p99_us, 1),
             "max": round(status.callback.max_us, 1),
+        },
+        "chunk_latency_ms": {
+            "chunks": status.chunk_latency.chunks,
+            "median": round(status.chunk_latency.median_ms, 1),
+            "p95": round(status.chunk_latency.p95_ms, 1),
+            "max": round(status.chunk_latency.max_ms, 1),
         },
     }

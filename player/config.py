@@ -118,6 +118,9 @@ class AudioSettings:
     """Milliseconds of audio buffered before an utterance starts playing."""
     fade_ms: float = 5.0
     """Fade-out on stop in milliseconds."""
+    idle_stop_ms: int = 5000
+    """Milliseconds of silence after which the output stream is stopped (the device stays
+    open) until the next utterance starts it again; 0 keeps it running."""
 
 
 @dataclass(frozen=True)
@@ -291,6 +294,7 @@ def _audio(section: TableReader) -> AudioSettings:
             "prebuffer_ms", default.prebuffer_ms, prebuffer_range, " (at most half of buffer_ms)"
         ),
         fade_ms=section.number("fade_ms", default.fade_ms, Range(0, 100)),
+        idle_stop_ms=section.integer("idle_stop_ms", default.idle_stop_ms, Range(0, 3_600_000)),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -118,7 +119,8 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
         context: grpc.aio.ServicerContext[control_pb2.StatusRequest, control_pb2.Status],
     ) -> control_pb2.Status:
         playback, output = self._playback, self._output
-        calls, median, p99, slowest = output.callback_timing()
+        timing = output.telemetry.callback_timing()
+        latency = output.telemetry.chunk_latency(output.device.samplerate)
         return control_pb2.Status(
             state="playing" if playback.playing else "idle",
             queue_length=playback.queue_length,
@@ -134,9 +136,10 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
             ),
             last_error=playback.last_error,
             endpoint=self._endpoint,
-            callback=control_pb2.CallbackTiming(
-                calls=calls, median_us=median, p99_us=p99, max_us=slowest
-            ),
+            stream=output.stream_state,
+            # The telemetry dataclasses carry the messages' own field names.
+            callback=control_pb2.CallbackTiming(**dataclasses.asdict(timing)),
+            chunk_latency=control_pb2.ChunkLatency(**dataclasses.asdict(latency)),
         )
 
     async def ListDevices(

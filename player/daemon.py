@@ -134,7 +134,7 @@ async def run(settings: Settings) -> None:
         await _serve(playback, synthesis.child)
     finally:
         await control.stop()
-        output.close()
+        await output.aclose()
         if synthesis.channel is not None:
             await synthesis.channel.close()
         if synthesis.child is not None:
@@ -149,7 +149,12 @@ async def _serve(playback: Playback, child: LocalSynthesizer | None) -> None:
         loop.add_signal_handler(signum, stopping.set)
     try:
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(playback.run()), group.create_task(_report(playback.output))]
+            output = playback.output
+            tasks = [
+                group.create_task(playback.run()),
+                group.create_task(_report(output)),
+                group.create_task(output.stop_when_idle(lambda: playback.busy)),
+            ]
             if child is not None:
                 tasks.append(group.create_task(child.run()))
             await stopping.wait()

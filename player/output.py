@@ -21,11 +21,9 @@ import numpy as np
 
 from player.config import AudioSettings
 from player.ring import Frames, RingBuffer
+from player.telemetry import Telemetry
 
 _LOGGER = logging.getLogger(__name__)
-
-TIMED_CALLBACKS = 8192
-"""The callback's run time is kept for this many recent calls (80 s of 10 ms blocks)."""
 
 
 class OutputError(Exception):
@@ -131,6 +129,12 @@ class AudioOutput:
         fade = max(1, round(rate * settings.fade_ms / 1000))
         self._fade = np.linspace(1.0, 0.0, fade, dtype=np.float32)[:, np.newaxis]
         self._stream: Stream | None = None
+        # Idle stop: the stream is stopped, not closed, after idle_stop_ms of silence and
+        # started again in a worker thread when speech comes. The lock orders the two.
+        self._suspended = False
+        self._starting: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Future[None] | None = None
+        self._transition = asyncio.Lock()
         # Shared with the callback. Plain ints and bools: single writes are atomic under
         # the GIL, and each has one writer (noted per field).
         self.gate_open = False  # asyncio: start playing (prebuffer reached)
@@ -143,9 +147,7 @@ class AudioOutput:
         self.frames_played = 0  # callback: frames of speech handed to the device
         self.callback_failed = False  # callback
         self.last_callback = 0.0  # callback: time.monotonic() of the last call
-        self.callbacks = 0  # callback: calls so far
-        # callback: each call's run time in ns, the last TIMED_CALLBACKS of them.
-        self._durations = np.zeros(TIMED_CALLBACKS, dtype=np.int64)
+        self.telemetry = Telemetry()  # callback rows and producer rows, see its module
 
     # -- the callback (PortAudio thread) ---------------------------------------------
 
@@ -153,17 +155,17 @@ class AudioOutput:
         started = time.perf_counter_ns()
         try:
             self.last_callback = time.monotonic()
-            self._fill(outdata, frames)
-            durations = self._durations
-            durations[self.callbacks % len(durations)] = time.perf_counter_ns() - started
-            self.callbacks += 1
+            read_from = self.ring.read_pos
+            read = self._fill(outdata, frames)
+            self.telemetry.callback(started, time.perf_counter_ns(), read_from, read)
         except BaseException:
             self.callback_failed = True
             # Nothing may escape into PortAudio, not even from the zero-fill.
             with contextlib.suppress(BaseException):
                 outdata.fill(0.0)
 
-    def _fill(self, outdata: Frames, frames: int) -> None:
+    def _fill(self, outdata: Frames, frames: int) -> int:
+        """Returns the frames of speech it put in ``outdata``."""
         ring = self.ring
         if self._flush_requested != self._flush_done:
             n = ring.read_into(outdata, frames) if self.gate_open else 0
@@ -174,30 +176,21 @@ class AudioOutput:
             ring.discard()
             self.gate_open = False
             self._flush_done = self._flush_requested
-            return
+            return k
         if not self.gate_open:
             outdata.fill(0.0)
-            return
+            return 0
         n = ring.read_into(outdata, frames)
         self.frames_played += n
         if n == frames:
             self._starving = False
-            return
+            return n
         outdata[n:] = 0.0
         # A dry spell counts once, however many blocks it lasts.
         if (self.expecting or ring.read_pos < self.end_mark) and not self._starving:
             self.underruns += 1
             self._starving = True
-
-    def callback_timing(self) -> tuple[int, float, float, float]:
-        """(calls, median, p99, max) of the callback's own run time, in microseconds, over
-        the last TIMED_CALLBACKS calls."""
-        calls = self.callbacks
-        recent = self._durations[: min(calls, len(self._durations))].copy()
-        if not len(recent):
-            return calls, 0.0, 0.0, 0.0
-        p50, p99 = np.percentile(recent, [50, 99]) / 1000
-        return calls, float(p50), float(p99), float(recent.max()) / 1000
+        return n
 
     # -- stream lifetime (asyncio side) ----------------------------------------------
 
@@ -219,6 +212,7 @@ class AudioOutput:
         except Exception as err:
             raise OutputError(f"cannot open audio device {self.device.name!r}: {err}") from err
         self._stream = stream
+        self._suspended = False
         _LOGGER.info(
             "audio output open: %s, %d Hz, %d channel(s), %d-frame blocks, latency %.0f ms",
             self.device.name,
@@ -229,8 +223,99 @@ class AudioOutput:
         )
 
     @property
-    def healthy(self) -> bool:
+    def running(self) -> bool:
+        """The callback is being called."""
         return self._stream is not None and self._stream.active and not self.callback_failed
+
+    @property
+    def healthy(self) -> bool:
+        """Running, or stopped for idleness, or on the way between the two."""
+        if self._stream is None or self.callback_failed:
+            return False
+        return self._stream.active or self._suspended or bool(self._transitions())
+
+    def _transitions(self) -> list[asyncio.Future[None]]:
+        """Starts and stops still running in their threads."""
+        return [f for f in (self._starting, self._stopping) if f is not None and not f.done()]
+
+    @property
+    def stream_state(self) -> str:
+        """For status: see control.proto's Status.stream."""
+        if not self.healthy:
+            return "failed"
+        if self._starting is not None:
+            return "starting"
+        if self._suspended:
+            return "stopping" if self._transitions() else "idle"
+        return "running"
+
+    async def prepare(self) -> None:
+        """Before an utterance. A stream stopped for idleness is started in the background,
+        while the synthesis call waits for its first audio (frames queue in the ring
+        meanwhile); one that died is reopened."""
+        async with self._transition:
+            if self._suspended:
+                self._suspended = False
+                self._starting = asyncio.create_task(self._start_again())
+                return
+        if self._starting is None:
+            self.ensure_open()
+
+    async def _start_again(self) -> None:
+        stream = self._stream
+        assert stream is not None
+        try:
+            await asyncio.to_thread(stream.start)
+        except Exception as err:
+            _LOGGER.warning("starting the audio stream again failed: %s", err)
+            self.callback_failed = True  # not healthy: the next utterance reopens it
+        finally:
+            self._starting = None
+
+    async def stop_when_idle(self, busy: Callable[[], bool]) -> None:
+        """For the daemon's life: stop the stream after idle_stop_ms without speech. A
+        running stream wakes the CPU every block even when silent."""
+        limit = self._settings.idle_stop_ms / 1000
+        if limit <= 0:
+            return
+        quiet_since = time.monotonic()
+        while True:
+            await asyncio.sleep(min(limit, 0.5))
+            now = time.monotonic()
+            if busy() or not self._quiet():
+                quiet_since = now
+                continue
+            if now - quiet_since < limit:
+                continue
+            async with self._transition:
+                if busy() or not self._quiet() or self._stream is None:
+                    continue
+                # Set first, so the stream is never neither running nor suspended.
+                self._suspended = True
+                # Shielded: a cancelled wait must not let aclose() run beside the thread.
+                self._stopping = asyncio.ensure_future(asyncio.to_thread(self._stream.stop))
+                try:
+                    await asyncio.shield(self._stopping)
+                except Exception as err:
+                    _LOGGER.warning("stopping the idle audio stream failed: %s", err)
+                    self._suspended = False
+                    self.callback_failed = True
+                    continue
+                _LOGGER.debug("audio stream stopped after %.1f s of silence", limit)
+
+    def _quiet(self) -> bool:
+        return (
+            self.running
+            and self._starting is None
+            and not self.expecting
+            and self.ring.available() == 0
+        )
+
+    async def aclose(self) -> None:
+        """Close, after any start in progress has finished (it runs in a thread)."""
+        if transitions := self._transitions():
+            await asyncio.wait(transitions)
+        self.close()
 
     def ensure_open(self) -> None:
         """Reopen the stream if the device went away or the callback failed."""
@@ -273,6 +358,7 @@ class AudioOutput:
         slows the reader of the gRPC stream down. Raises OutputError if the callback
         consumes nothing for ``stall_timeout`` seconds."""
         ring = self.ring
+        self.telemetry.chunk(time.perf_counter_ns(), ring.write_pos, ring.available())
         done = ring.write(frames)
         self._maybe_open_gate()
         while done < len(frames):
@@ -287,7 +373,9 @@ class AudioOutput:
     async def flush(self, wait_limit: float) -> bool:
         """Fade out what is playing and drop everything queued. True once the callback
         did it; False if it did not answer in time."""
-        if not self.healthy:
+        if transitions := self._transitions():
+            await asyncio.wait(transitions, timeout=wait_limit)
+        if not self.running:
             # No callback is running, so this side may drop the ring itself.
             self.ring.discard()
             self.gate_open = False

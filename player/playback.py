@@ -128,6 +128,11 @@ class Playback:
     def playing(self) -> bool:
         return self._current is not None or bool(self._pending)
 
+    @property
+    def busy(self) -> bool:
+        """Playing, or about to."""
+        return self.playing or bool(self._queue)
+
     def submit(self, utterance: Utterance) -> None:
         self._queue.append(utterance)
         self._queued.set()
@@ -208,7 +213,7 @@ class Playback:
             await output.write(frames, self._stall)
 
         try:
-            output.ensure_open()
+            await output.prepare()
             output.begin_utterance()
             result = await self._synthesis.synthesize(utterance.pieces(), sink)
         except asyncio.CancelledError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -18,12 +19,19 @@ class FakeStream:
         self.channels: int = kwargs["channels"]
         self.active = False
         self.latency = 0.01
+        # Set by start() and stop(), which the output may call from a worker thread.
+        self.started = threading.Event()
+        self.stopped = threading.Event()
 
     def start(self) -> None:
         self.active = True
+        self.stopped.clear()
+        self.started.set()
 
     def stop(self) -> None:
         self.active = False
+        self.started.clear()
+        self.stopped.set()
 
     def close(self) -> None:
         self.active = False

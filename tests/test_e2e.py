@@ -324,6 +324,7 @@ async def test_status_and_devices(start_daemon: StartDaemon) -> None:
     assert state["device"] == "pulse"
     assert state["queue_length"] == 0
     assert set(state["counters"]) >= {"utterances", "underruns", "errors"}
+    assert state["stream"] == "running"  # idle_stop_ms has not passed yet
     devices = await run_cli(daemon.config, daemon.env, "devices")
     assert devices.returncode == 0
     assert "pulse" in devices.stdout
@@ -358,3 +359,36 @@ async def test_client_without_a_daemon_says_so(tmp_path: Path, pulse: PulseServe
     assert str(tmp_path / "control.sock") in result.stderr
     assert "running" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+async def status_of(daemon: Daemon) -> dict[str, object]:
+    result = await run_cli(daemon.config, daemon.env, "status")
+    assert result.returncode == 0, result.stderr
+    state: dict[str, object] = json.loads(result.stdout)
+    return state
+
+
+async def test_an_idle_stream_stops_and_the_next_utterance_is_heard_in_full(
+    tone_server: ToneServer, start_daemon: StartDaemon, recorder: Recorder
+) -> None:
+    tone_server.script = ToneScript(api_key=KEY, realtime_factor=1.5, first_chunk_delay=0.1)
+    daemon = await start_daemon(audio={"idle_stop_ms": 300})
+    first = await run_cli(daemon.config, daemon.env, "say", "--wait", "Hello.")
+    assert first.returncode == 0, first.stderr
+    async with asyncio.timeout(TIMEOUT):
+        while (await status_of(daemon))["stream"] != "idle":
+            pass  # each status is a round trip to the daemon; the timeout bounds the loop
+    start_index = recorder.sample_count()
+
+    result = await run_cli(daemon.config, daemon.env, "say", "--wait", ANNOUNCEMENT)
+
+    assert result.returncode == 0, result.stderr
+    call = (await tone_server.wait_calls(2, TIMEOUT))[1]
+    expected = len(call.audio) / 2 / RATE
+    x = (await record_until(recorder, heard_and_quiet(expected - 0.05)))[start_index:]
+    spans = aa.sound_spans(x, RATE)
+    assert len(spans) == 1, [(a * 1000 // RATE, b * 1000 // RATE) for a, b in spans]
+    assert (spans[0][1] - spans[0][0]) / RATE == pytest.approx(expected, abs=0.03)
+    latency = (await status_of(daemon))["chunk_latency_ms"]
+    assert isinstance(latency, dict)
+    assert latency["chunks"] > 0

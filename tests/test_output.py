@@ -1,9 +1,11 @@
 import asyncio
+import threading
 
 import numpy as np
 import pytest
 
 from player.output import OutputError
+from player.telemetry import CallbackTiming
 from tests.fake_stream import make_output
 
 TIMEOUT = 5.0
@@ -106,11 +108,62 @@ async def test_ensure_open_reopens_a_dead_stream():
 
 async def test_the_callback_times_itself():
     output, (stream,) = make_output(prebuffer_ms=0)
-    assert output.callback_timing() == (0, 0.0, 0.0, 0.0)
+    assert output.telemetry.callback_timing() == CallbackTiming(0, 0.0, 0.0, 0.0)
     output.begin_utterance()
     await output.write(ones(800), stall_timeout=1)
     for _ in range(20):
         stream.pull(80)
-    calls, median, p99, slowest = output.callback_timing()
-    assert calls == 20
-    assert 0 < median <= p99 <= slowest
+    timing = output.telemetry.callback_timing()
+    assert timing.calls == 20
+    assert 0 < timing.median_us <= timing.p99_us <= timing.max_us
+
+
+async def wait_for(event: threading.Event) -> None:
+    assert await asyncio.to_thread(event.wait, TIMEOUT), "timed out"
+
+
+async def test_an_idle_stream_is_stopped_and_started_again_for_the_next_utterance():
+    output, (stream,) = make_output(prebuffer_ms=0, idle_stop_ms=50)
+    busy = False
+    idle = asyncio.create_task(output.stop_when_idle(lambda: busy))
+    try:
+        await wait_for(stream.stopped)
+        assert output.healthy  # stopped for idleness, not broken
+        await output.prepare()
+        output.begin_utterance()
+        await output.write(ones(160), stall_timeout=1)  # queues while the stream starts
+        await wait_for(stream.started)
+        assert (stream.pull(80) == 0.5).all()
+    finally:
+        idle.cancel()
+
+
+async def test_a_busy_or_speaking_output_is_not_stopped():
+    output, (stream,) = make_output(prebuffer_ms=0, idle_stop_ms=20)
+    busy = True
+    idle = asyncio.create_task(output.stop_when_idle(lambda: busy))
+    try:
+        output.begin_utterance()
+        await output.write(ones(80), stall_timeout=1)
+        # Several idle periods pass while busy; the loop must keep the stream running.
+        for _ in range(5):
+            await asyncio.sleep(0.02)
+            assert stream.active
+        busy = False
+        output.end_utterance()
+        stream.pull(80)
+        await wait_for(stream.stopped)
+    finally:
+        idle.cancel()
+
+
+async def test_stop_while_stopped_for_idleness_drops_the_ring_itself():
+    output, (stream,) = make_output(prebuffer_ms=0, idle_stop_ms=20)
+    idle = asyncio.create_task(output.stop_when_idle(lambda: False))
+    try:
+        await wait_for(stream.stopped)
+        output.ring.write(ones(40))  # as if an utterance queued audio, then was stopped
+        assert await output.flush(TIMEOUT)
+        assert output.ring.available() == 0
+    finally:
+        idle.cancel()

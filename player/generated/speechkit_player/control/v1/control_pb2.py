@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)speechkit_player/control/v1/control.proto\x12\x1bspeechkit_player.control.v1\"(\n\nSayRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0c\n\x04wait\x18\x02 \x01(\x08\"3\n\x08SayReply\x12\x14\n\x0cutterance_id\x18\x01 \x01(\t\x12\x11\n\tplayed_ms\x18\x02 \x01(\x03\"\r\n\x0bStopRequest\"\x1e\n\tStopReply\x12\x11\n\tcancelled\x18\x01 \x01(\r\"\x0f\n\rStatusRequest\"k\n\x08\x43ounters\x12\x12\n\nutterances\x18\x01 \x01(\x04\x12\x11\n\tunderruns\x18\x02 \x01(\x04\x12\x0e\n\x06\x65rrors\x18\x03 \x01(\x04\x12\x15\n\rframes_played\x18\x04 \x01(\x04\x12\x11\n\tfallbacks\x18\x05 \x01(\x04\"\x82\x02\n\x06Status\x12\r\n\x05state\x18\x01 \x01(\t\x12\x14\n\x0cqueue_length\x18\x02 \x01(\r\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x13\n\x0bsample_rate\x18\x04 \x01(\r\x12\x10\n\x08\x63hannels\x18\x05 \x01(\r\x12\x37\n\x08\x63ounters\x18\x06 \x01(\x0b\x32%.speechkit_player.control.v1.Counters\x12\x12\n\nlast_error\x18\x07 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x08 \x01(\t\x12=\n\x08\x63\x61llback\x18\t \x01(\x0b\x32+.speechkit_player.control.v1.CallbackTiming\"R\n\x0e\x43\x61llbackTiming\x12\r\n\x05\x63\x61lls\x18\x01 \x01(\x04\x12\x11\n\tmedian_us\x18\x02 \x01(\x01\x12\x0e\n\x06p99_us\x18\x03 \x01(\x01\x12\x0e\n\x06max_us\x18\x04 \x01(\x01\"\x14\n\x12ListDevicesRequest\"\x83\x01\n\x06\x44\x65vice\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07hostapi\x18\x03 \x01(\t\x12\x1b\n\x13max_output_channels\x18\x04 \x01(\x05\x12\x1a\n\x12\x64\x65\x66\x61ult_samplerate\x18\x05 \x01(\x01\x12\x12\n\nis_default\x18\x06 \x01(\x08\"H\n\x10ListDevicesReply\x12\x34\n\x07\x64\x65vices\x18\x01 \x03(\x0b\x32#.speechkit_player.control.v1.Device2\x88\x03\n\x06Player\x12W\n\x03Say\x12\'.speechkit_player.control.v1.SayRequest\x1a%.speechkit_player.control.v1.SayReply(\x01\x12X\n\x04Stop\x12(.speechkit_player.control.v1.StopRequest\x1a&.speechkit_player.control.v1.StopReply\x12\\\n\tGetStatus\x12*.speechkit_player.control.v1.StatusRequest\x1a#.speechkit_player.control.v1.Status\x12m\n\x0bListDevices\x12/.speechkit_player.control.v1.ListDevicesRequest\x1a-.speechkit_player.control.v1.ListDevicesReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)speechkit_player/control/v1/control.proto\x12\x1bspeechkit_player.control.v1\"(\n\nSayRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0c\n\x04wait\x18\x02 \x01(\x08\"3\n\x08SayReply\x12\x14\n\x0cutterance_id\x18\x01 \x01(\t\x12\x11\n\tplayed_ms\x18\x02 \x01(\x03\"\r\n\x0bStopRequest\"\x1e\n\tStopReply\x12\x11\n\tcancelled\x18\x01 \x01(\r\"\x0f\n\rStatusRequest\"k\n\x08\x43ounters\x12\x12\n\nutterances\x18\x01 \x01(\x04\x12\x11\n\tunderruns\x18\x02 \x01(\x04\x12\x0e\n\x06\x65rrors\x18\x03 \x01(\x04\x12\x15\n\rframes_played\x18\x04 \x01(\x04\x12\x11\n\tfallbacks\x18\x05 \x01(\x04\"\xd4\x02\n\x06Status\x12\r\n\x05state\x18\x01 \x01(\t\x12\x14\n\x0cqueue_length\x18\x02 \x01(\r\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x13\n\x0bsample_rate\x18\x04 \x01(\r\x12\x10\n\x08\x63hannels\x18\x05 \x01(\r\x12\x37\n\x08\x63ounters\x18\x06 \x01(\x0b\x32%.speechkit_player.control.v1.Counters\x12\x12\n\nlast_error\x18\x07 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x08 \x01(\t\x12=\n\x08\x63\x61llback\x18\t \x01(\x0b\x32+.speechkit_player.control.v1.CallbackTiming\x12@\n\rchunk_latency\x18\n \x01(\x0b\x32).speechkit_player.control.v1.ChunkLatency\x12\x0e\n\x06stream\x18\x0b \x01(\t\"R\n\x0e\x43\x61llbackTiming\x12\r\n\x05\x63\x61lls\x18\x01 \x01(\x04\x12\x11\n\tmedian_us\x18\x02 \x01(\x01\x12\x0e\n\x06p99_us\x18\x03 \x01(\x01\x12\x0e\n\x06max_us\x18\x04 \x01(\x01\"Q\n\x0c\x43hunkLatency\x12\x0e\n\x06\x63hunks\x18\x01 \x01(\x04\x12\x11\n\tmedian_ms\x18\x02 \x01(\x01\x12\x0e\n\x06p95_ms\x18\x03 \x01(\x01\x12\x0e\n\x06max_ms\x18\x04 \x01(\x01\"\x14\n\x12ListDevicesRequest\"\x83\x01\n\x06\x44\x65vice\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07hostapi\x18\x03 \x01(\t\x12\x1b\n\x13max_output_channels\x18\x04 \x01(\x05\x12\x1a\n\x12\x64\x65\x66\x61ult_samplerate\x18\x05 \x01(\x01\x12\x12\n\nis_default\x18\x06 \x01(\x08\"H\n\x10ListDevicesReply\x12\x34\n\x07\x64\x65vices\x18\x01 \x03(\x0b\x32#.speechkit_player.control.v1.Device2\x88\x03\n\x06Player\x12W\n\x03Say\x12\'.speechkit_player.control.v1.SayRequest\x1a%.speechkit_player.control.v1.SayReply(\x01\x12X\n\x04Stop\x12(.speechkit_player.control.v1.StopRequest\x1a&.speechkit_player.control.v1.StopReply\x12\\\n\tGetStatus\x12*.speechkit_player.control.v1.StatusRequest\x1a#.speechkit_player.control.v1.Status\x12m\n\x0bListDevices\x12/.speechkit_player.control.v1.ListDevicesRequest\x1a-.speechkit_player.control.v1.ListDevicesReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,15 +44,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COUNTERS']._serialized_start=233
   _globals['_COUNTERS']._serialized_end=340
   _globals['_STATUS']._serialized_start=343
-  _globals['_STATUS']._serialized_end=601
-  _globals['_CALLBACKTIMING']._serialized_start=603
-  _globals['_CALLBACKTIMING']._serialized_end=685
-  _globals['_LISTDEVICESREQUEST']._serialized_start=687
-  _globals['_LISTDEVICESREQUEST']._serialized_end=707
-  _globals['_DEVICE']._serialized_start=710
-  _globals['_DEVICE']._serialized_end=841
-  _globals['_LISTDEVICESREPLY']._serialized_start=843
-  _globals['_LISTDEVICESREPLY']._serialized_end=915
-  _globals['_PLAYER']._serialized_start=918
-  _globals['_PLAYER']._serialized_end=1310
+  _globals['_STATUS']._serialized_end=683
+  _globals['_CALLBACKTIMING']._serialized_start=685
+  _globals['_CALLBACKTIMING']._serialized_end=767
+  _globals['_CHUNKLATENCY']._serialized_start=769
+  _globals['_CHUNKLATENCY']._serialized_end=850
+  _globals['_LISTDEVICESREQUEST']._serialized_start=852
+  _globals['_LISTDEVICESREQUEST']._serialized_end=872
+  _globals['_DEVICE']._serialized_start=875
+  _globals['_DEVICE']._serialized_end=1006
+  _globals['_LISTDEVICESREPLY']._serialized_start=1008
+  _globals['_LISTDEVICESREPLY']._serialized_end=1080
+  _globals['_PLAYER']._serialized_start=1083
+  _globals['_PLAYER']._serialized_end=1475
 # @@protoc_insertion_point(module_scope)

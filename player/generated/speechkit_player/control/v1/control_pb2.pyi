@@ -160,6 +160,8 @@ class Status(_message.Message):
     LAST_ERROR_FIELD_NUMBER: _builtins.int
     ENDPOINT_FIELD_NUMBER: _builtins.int
     CALLBACK_FIELD_NUMBER: _builtins.int
+    CHUNK_LATENCY_FIELD_NUMBER: _builtins.int
+    STREAM_FIELD_NUMBER: _builtins.int
     state: _builtins.str
     """"playing" or "idle"."""
     queue_length: _builtins.int
@@ -168,10 +170,17 @@ class Status(_message.Message):
     channels: _builtins.int
     last_error: _builtins.str
     endpoint: _builtins.str
+    stream: _builtins.str
+    """The output stream: "running", "idle" (stopped after [audio] idle_stop_ms of silence,
+    the device still open), "starting", "stopping" or "failed" (reopened on the next
+    utterance).
+    """
     @_builtins.property
     def counters(self) -> Global___Counters: ...
     @_builtins.property
     def callback(self) -> Global___CallbackTiming: ...
+    @_builtins.property
+    def chunk_latency(self) -> Global___ChunkLatency: ...
     def __init__(
         self,
         *,
@@ -184,10 +193,12 @@ class Status(_message.Message):
         last_error: _builtins.str = ...,
         endpoint: _builtins.str = ...,
         callback: Global___CallbackTiming | None = ...,
+        chunk_latency: Global___ChunkLatency | None = ...,
+        stream: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["callback", b"callback", "counters", b"counters"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["callback", b"callback", "chunk_latency", b"chunk_latency", "counters", b"counters"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback", b"callback", "channels", b"channels", "counters", b"counters", "device", b"device", "endpoint", b"endpoint", "last_error", b"last_error", "queue_length", b"queue_length", "sample_rate", b"sample_rate", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback", b"callback", "channels", b"channels", "chunk_latency", b"chunk_latency", "counters", b"counters", "device", b"device", "endpoint", b"endpoint", "last_error", b"last_error", "queue_length", b"queue_length", "sample_rate", b"sample_rate", "state", b"state", "stream", b"stream"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -222,6 +233,39 @@ class CallbackTiming(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CallbackTiming: _TypeAlias = CallbackTiming  # noqa: Y015
+
+@_typing.final
+class ChunkLatency(_message.Message):
+    """How long recent audio chunks waited between arriving from the synthesis call and the
+    callback reading their first frame, less the audio queued ahead of each (which had to
+    play first). It includes the prebuffer wait at an utterance's start. Milliseconds.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHUNKS_FIELD_NUMBER: _builtins.int
+    MEDIAN_MS_FIELD_NUMBER: _builtins.int
+    P95_MS_FIELD_NUMBER: _builtins.int
+    MAX_MS_FIELD_NUMBER: _builtins.int
+    chunks: _builtins.int
+    median_ms: _builtins.float
+    p95_ms: _builtins.float
+    max_ms: _builtins.float
+    def __init__(
+        self,
+        *,
+        chunks: _builtins.int = ...,
+        median_ms: _builtins.float = ...,
+        p95_ms: _builtins.float = ...,
+        max_ms: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunks", b"chunks", "max_ms", b"max_ms", "median_ms", b"median_ms", "p95_ms", b"p95_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChunkLatency: _TypeAlias = ChunkLatency  # noqa: Y015
 
 @_typing.final
 class ListDevicesRequest(_message.Message):
