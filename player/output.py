@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -24,6 +25,10 @@ from player.ring import Frames, RingBuffer
 from player.telemetry import Telemetry
 
 _LOGGER = logging.getLogger(__name__)
+
+
+MAX_NAP = 0.1
+"""Seconds: the longest the producer sleeps before looking at the ring again."""
 
 
 class OutputError(Exception):
@@ -250,16 +255,20 @@ class AudioOutput:
         return "running"
 
     async def prepare(self) -> None:
-        """Before an utterance. A stream stopped for idleness is started in the background,
-        while the synthesis call waits for its first audio (frames queue in the ring
-        meanwhile); one that died is reopened."""
+        """Before an utterance: reopen a stream that died. One stopped for idleness is
+        left for wake()."""
+        async with self._transition:
+            if not self._suspended and self._starting is None:
+                self.ensure_open()
+
+    async def wake(self) -> None:
+        """Start a stream stopped for idleness, in the background: its start-up (~15 ms
+        through ALSA's pulse plugin) ends long before a synthesis call's first audio, and
+        frames queue in the ring meanwhile."""
         async with self._transition:
             if self._suspended:
                 self._suspended = False
                 self._starting = asyncio.create_task(self._start_again())
-                return
-        if self._starting is None:
-            self.ensure_open()
 
     async def _start_again(self) -> None:
         stream = self._stream
@@ -362,7 +371,10 @@ class AudioOutput:
         done = ring.write(frames)
         self._maybe_open_gate()
         while done < len(frames):
-            await self._wait_progress(lambda: ring.free() > 0, stall_timeout)
+            # Wait for room for the rest (or a quarter of the ring, for a chunk larger than
+            # it), not a block at a time: fewer wake-ups.
+            want = min(len(frames) - done, ring.capacity // 4)
+            await self._wait_progress(functools.partial(_short_of, ring, want), stall_timeout)
             done += ring.write(frames[done:])
             self._maybe_open_gate()
 
@@ -392,16 +404,25 @@ class AudioOutput:
 
     async def wait_position(self, position: int, stall_timeout: float) -> None:
         """Until the callback has consumed the ring up to ``position``."""
-        await self._wait_progress(lambda: self.ring.read_pos >= position, stall_timeout)
+        await self._wait_progress(lambda: position - self.ring.read_pos, stall_timeout)
 
-    async def _wait_progress(self, ready: Callable[[], bool], stall_timeout: float) -> None:
-        """Poll ``ready`` once a block; fail if the callback stops consuming frames."""
-        period = self.device.block_frames / self.device.samplerate
+    async def _wait_progress(self, short: Callable[[], int], stall_timeout: float) -> None:
+        """Until the callback has consumed enough that ``short()`` (frames still to go)
+        is <= 0; fail if it stops consuming. Sleeps about as long as those frames take to
+        play (at least a block, at most MAX_NAP): waking every block for a whole
+        utterance would cost more CPU than playing it."""
+        rate = self.device.samplerate
+        period = self.device.block_frames / rate
         last, since = self.ring.read_pos, time.monotonic()
-        while not ready():
-            await asyncio.sleep(period)
+        while (frames := short()) > 0:
+            await asyncio.sleep(min(max(period, frames / rate), MAX_NAP))
             now = time.monotonic()
             if self.ring.read_pos != last:
                 last, since = self.ring.read_pos, now
             elif now - since >= stall_timeout or not self.healthy:
                 raise OutputError("the audio device stopped taking audio")
+
+
+def _short_of(ring: RingBuffer, want: int) -> int:
+    """Frames of room still missing before ``want`` frames fit."""
+    return want - ring.free()

@@ -215,7 +215,7 @@ class Playback:
         try:
             await output.prepare()
             output.begin_utterance()
-            result = await self._synthesis.synthesize(utterance.pieces(), sink)
+            result = await self._synthesis.synthesize(self._waking(utterance), sink)
         except asyncio.CancelledError:
             output.expecting = False
             raise
@@ -242,6 +242,14 @@ class Playback:
             )
         self._pending.append((end, result.frames, utterance))
         self._pending_added.set()
+
+    async def _waking(self, utterance: Utterance) -> AsyncIterator[str]:
+        """The utterance's text, waking the output first. A synthesis call asks for its
+        first piece only once its options are written, so a stream start (which competes
+        for the GIL) never delays the request itself."""
+        await self.output.wake()
+        async for piece in utterance.pieces():
+            yield piece
 
     async def _track(self) -> None:
         while True:

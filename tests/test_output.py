@@ -131,6 +131,8 @@ async def test_an_idle_stream_is_stopped_and_started_again_for_the_next_utteranc
         assert output.healthy  # stopped for idleness, not broken
         await output.prepare()
         output.begin_utterance()
+        assert not stream.active  # prepared, but woken only once the request is out
+        await output.wake()
         await output.write(ones(160), stall_timeout=1)  # queues while the stream starts
         await wait_for(stream.started)
         assert (stream.pull(80) == 0.5).all()
