@@ -26,6 +26,7 @@ __all__ = [
     "Secret",
     "Settings",
     "SpeechKitSettings",
+    "StreamSettings",
     "VoiceSettings",
     "load_settings",
 ]
@@ -36,7 +37,7 @@ Fallback = Literal["none", "local"]
 CLOUD_ENDPOINT = "tts.api.cloud.yandex.net:443"
 LOCAL = "local"
 """The endpoint value that means the local Piper synthesizer."""
-_SECTIONS = ("speechkit", "voice", "audio", "control", "local")
+_SECTIONS = ("speechkit", "voice", "audio", "control", "local", "stream")
 _SECTION_LIST = ", ".join(f"[{name}]" for name in _SECTIONS)
 _FALLBACKS: dict[str, Fallback] = {"none": "none", "local": "local"}
 
@@ -130,6 +131,16 @@ class ControlSettings:
 
 
 @dataclass(frozen=True)
+class StreamSettings:
+    pause_ms: int = 300
+    """A pause this long in an utterance's streamed input sends force_synthesis, so the
+    text that has come is spoken instead of waiting for the rest; milliseconds."""
+    idle_close_s: float = 60.0
+    """An utterance whose input stays open this long without text is closed and spoken
+    as far as it got; seconds."""
+
+
+@dataclass(frozen=True)
 class LocalSettings:
     model: Path | None = None
     """Piper voice model (.onnx, its .onnx.json beside it) for every voice without its
@@ -154,6 +165,8 @@ class Settings:
     """Control server."""
     local: LocalSettings
     """The local Piper synthesizer."""
+    stream: StreamSettings
+    """How streamed text becomes synthesis requests."""
     source: Path | None
     """The config file these settings came from; None when built from defaults."""
 
@@ -169,12 +182,13 @@ def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
     audio = _audio(sections["audio"])
     control = _control(sections["control"], base, environ)
     local = _local(sections["local"], base, environ)
+    stream = _stream(sections["stream"])
     for section in sections.values():
         section.report_unknown()
     _report_unknown_top_level(data, sections, errors)
     if errors:
         raise ConfigError(path, errors)
-    return Settings(speechkit, voice, audio, control, local, path)
+    return Settings(speechkit, voice, audio, control, local, stream, path)
 
 
 def _read_toml(path: Path) -> dict[str, object]:
@@ -347,6 +361,14 @@ def _local(section: TableReader, base: Path | None, environ: Mapping[str, str]) 
         voices=tuple(voices),
         listen=listen,
         workers=section.integer("workers", default.workers, Range(1, 16)),
+    )
+
+
+def _stream(section: TableReader) -> StreamSettings:
+    default = StreamSettings()
+    return StreamSettings(
+        pause_ms=section.integer("pause_ms", default.pause_ms, Range(20, 10_000)),
+        idle_close_s=section.number("idle_close_s", default.idle_close_s, Range(1, 86_400)),
     )
 
 

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import grpc
 
+from player.config import StreamSettings
 from player.generated.speechkit_player.control.v1 import control_pb2, control_pb2_grpc
 from player.output import AudioOutput, OutputError
-from player.playback import Playback, TextError, Utterance
+from player.playback import Playback
 from player.session import SynthesisError
+from player.utterance import TextError, Utterance
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -31,8 +33,14 @@ class ControlError(Exception):
 
 class PlayerService(control_pb2_grpc.PlayerServicer):
     def __init__(
-        self, playback: Playback, output: AudioOutput, endpoint: str, devices: DeviceLister
+        self,
+        playback: Playback,
+        output: AudioOutput,
+        endpoint: str,
+        devices: DeviceLister,
+        stream: StreamSettings,
     ) -> None:
+        self._stream = stream
         self._playback = playback
         self._output = output
         self._endpoint = endpoint
@@ -55,7 +63,7 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
                 if utterance is None:
                     if not request.text.strip():
                         continue
-                    utterance = Utterance()
+                    utterance = Utterance(self._stream)
                     utterance.done.add_done_callback(abandon_input)
                     self._playback.submit(utterance)
                     _LOGGER.debug("%s queued", utterance.id)
@@ -84,7 +92,9 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
                 return control_pb2.SayReply(utterance_id=utterance.id)
             frames = await utterance.done
         except TextError as err:
-            await self._drop(utterance)
+            # One closed for idleness still speaks what it had: only the late text is refused.
+            if utterance is not None and not utterance.idle_closed:
+                await self._drop(utterance)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
         except SynthesisError as err:
             await context.abort(_caller_code(err.code), str(err))

@@ -127,7 +127,7 @@ async def run(settings: Settings) -> None:
         output.close()
         raise
     playback = Playback(output, synthesis.synthesis)
-    service = PlayerService(playback, output, synthesis.endpoint, _devices)
+    service = PlayerService(playback, output, synthesis.endpoint, _devices, settings.stream)
     control = ControlServer(settings.control.socket, service)
     try:
         await control.start()

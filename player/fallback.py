@@ -13,6 +13,7 @@ import grpc
 from player.playback import Synthesis
 from player.ring import Frames
 from player.session import CallResult, Sink, SynthesisError
+from player.text import Piece
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -27,9 +28,9 @@ class _Replay:
     """Text pieces from a one-shot source, kept so a second call can read them from the
     start while the source is still being read."""
 
-    def __init__(self, source: AsyncIterator[str]) -> None:
+    def __init__(self, source: AsyncIterator[Piece]) -> None:
         self._source = source
-        self._pieces: list[str] = []
+        self._pieces: list[Piece] = []
         self._done = False
         self._error: Exception | None = None
         self._changed = asyncio.Condition()
@@ -47,7 +48,7 @@ class _Replay:
             self._done = True
             self._changed.notify_all()
 
-    async def reader(self) -> AsyncIterator[str]:
+    async def reader(self) -> AsyncIterator[Piece]:
         index = 0
         while True:
             async with self._changed:
@@ -75,7 +76,7 @@ class Fallback:
         self._last_warning = -WARN_INTERVAL
         self._quiet = 0
 
-    async def synthesize(self, pieces: AsyncIterator[str], sink: Sink) -> CallResult:
+    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
         replay = _Replay(pieces)
         pump = asyncio.create_task(replay.pump())
         heard = False

@@ -23,6 +23,7 @@ from pathlib import Path
 import grpc
 
 from player.session import CallResult, Sink, SynthesisError, Synthesizer
+from player.text import Piece
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -163,6 +164,6 @@ class LocalSynthesis:
         self._child = child
         self._synthesizer = synthesizer
 
-    async def synthesize(self, pieces: AsyncIterator[str], sink: Sink) -> CallResult:
+    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
         await self._child.wait_ready()
         return await self._synthesizer.synthesize(pieces, sink)

@@ -139,6 +139,9 @@ class AudioOutput:
         self._suspended = False
         self._starting: asyncio.Task[None] | None = None
         self._stopping: asyncio.Future[None] | None = None
+        # Opens the gate prebuffer_ms after an utterance's first frame even if less came:
+        # a short text, or a stalled input, must not wait for more audio.
+        self._gate_timer: asyncio.TimerHandle | None = None
         self._transition = asyncio.Lock()
         # Shared with the callback. Plain ints and bools: single writes are atomic under
         # the GIL, and each has one writer (noted per field).
@@ -353,6 +356,7 @@ class AudioOutput:
         unless earlier speech is still playing (then the new one follows seamlessly)."""
         if self.ring.available() == 0:
             self.gate_open = False
+        self._cancel_gate_timer()
         self.expecting = True
 
     def end_utterance(self) -> int:
@@ -360,6 +364,7 @@ class AudioOutput:
         self.end_mark = self.ring.write_pos
         self.expecting = False
         self.gate_open = True
+        self._cancel_gate_timer()
         return self.end_mark
 
     async def write(self, frames: Frames, stall_timeout: float) -> None:
@@ -379,8 +384,24 @@ class AudioOutput:
             self._maybe_open_gate()
 
     def _maybe_open_gate(self) -> None:
-        if not self.gate_open and self.ring.available() >= self.prebuffer_frames:
+        if self.gate_open:
+            return
+        if self.ring.available() >= self.prebuffer_frames:
             self.gate_open = True
+            self._cancel_gate_timer()
+        elif self._gate_timer is None:
+            wait = self.prebuffer_frames / self.device.samplerate
+            self._gate_timer = asyncio.get_running_loop().call_later(wait, self._gate_timeout)
+
+    def _gate_timeout(self) -> None:
+        self._gate_timer = None
+        if self.ring.available():
+            self.gate_open = True
+
+    def _cancel_gate_timer(self) -> None:
+        if self._gate_timer is not None:
+            self._gate_timer.cancel()
+            self._gate_timer = None
 
     async def flush(self, wait_limit: float) -> bool:
         """Fade out what is playing and drop everything queued. True once the callback

@@ -8,7 +8,6 @@ resolves each utterance once the callback has played its last frame.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 from collections import deque
@@ -21,7 +20,8 @@ import grpc
 from player.output import AudioOutput, OutputError
 from player.ring import Frames
 from player.session import CallResult, Sink, SynthesisError
-from player.text import MAX_UTTERANCE_CHARS, WordJoiner
+from player.text import Piece
+from player.utterance import Utterance
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -31,62 +31,8 @@ STALL_TIMEOUT = 2.0
 FLUSH_TIMEOUT = 0.5
 
 
-class TextError(ValueError):
-    """Text the daemon will not send: empty, too long, or fed after the end."""
-
-
 class Synthesis(Protocol):
-    async def synthesize(self, pieces: AsyncIterator[str], sink: Sink) -> CallResult: ...
-
-
-class Utterance:
-    """Text arriving in pieces, and a future for the frames it played."""
-
-    _ids = itertools.count(1)
-
-    def __init__(self) -> None:
-        self.id = f"u{next(self._ids)}"
-        self.chars = 0
-        self._joiner = WordJoiner()
-        self._pieces: asyncio.Queue[str | None] = asyncio.Queue()
-        self._closed = False
-        self.done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        # Nobody awaits a fire-and-forget `say`; its failure is logged and counted.
-        self.done.add_done_callback(lambda f: f.cancelled() or f.exception())
-
-    def feed(self, text: str) -> None:
-        if self._closed:
-            raise TextError("the utterance's text has already ended")
-        self.chars += len(text)
-        if self.chars > MAX_UTTERANCE_CHARS:
-            raise TextError(
-                f"text too long: over {MAX_UTTERANCE_CHARS} characters in one utterance "
-                "(SpeechKit's streaming limit); split it into several"
-            )
-        piece = self._joiner.feed(text)
-        if piece:
-            self._pieces.put_nowait(piece)
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        piece = self._joiner.finish()
-        if piece:
-            self._pieces.put_nowait(piece)
-        self._pieces.put_nowait(None)
-
-    async def pieces(self) -> AsyncIterator[str]:
-        while (piece := await self._pieces.get()) is not None:
-            yield piece
-
-    def resolve(self, frames: int) -> None:
-        if not self.done.done():
-            self.done.set_result(frames)
-
-    def fail(self, error: Exception) -> None:
-        if not self.done.done():
-            self.done.set_exception(error)
+    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult: ...
 
 
 @dataclass
@@ -243,7 +189,7 @@ class Playback:
         self._pending.append((end, result.frames, utterance))
         self._pending_added.set()
 
-    async def _waking(self, utterance: Utterance) -> AsyncIterator[str]:
+    async def _waking(self, utterance: Utterance) -> AsyncIterator[Piece]:
         """The utterance's text, waking the output first. A synthesis call asks for its
         first piece only once its options are written, so a stream start (which competes
         for the GIL) never delays the request itself."""

@@ -6,6 +6,7 @@ import re
 
 # A sentence ends at . ! ? or … (closing quotes or brackets may follow) before whitespace.
 _END = re.compile("[.!?\u2026]+[\"'\u00bb\u201d\u2019)\\]]*(?=\\s)")
+_END_AT_END = re.compile(_END.pattern + " $")
 # Words after which a full stop rarely ends the sentence.
 _ABBREVIATIONS = frozenset(
     {"mr", "mrs", "ms", "dr", "st", "prof", "sr", "jr", "vs", "etc", "e.g", "i.e", "approx"}
@@ -13,6 +14,14 @@ _ABBREVIATIONS = frozenset(
 MAX_SENTENCE_CHARS = 400
 """A run-on text is cut (at a comma, else at a space) once it is this long."""
 _CLAUSE = re.compile("[,;:\u2014\u2013]\\s")  # comma, semicolon, colon, dashes
+
+
+def ends_sentence(piece: str) -> bool:
+    """Whether ``piece`` (text ending in whitespace) ends with a sentence's end."""
+    text = piece.rstrip()
+    if not _END_AT_END.search(text + " "):
+        return False
+    return not SentenceSplitter._is_abbreviation(text)
 
 
 class SentenceSplitter:

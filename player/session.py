@@ -15,6 +15,7 @@ from player.config import SpeechKitSettings, VoiceSettings
 from player.generated.speechkit.tts.v3 import tts_pb2, tts_service_pb2_grpc
 from player.pcm import Linear16Decoder
 from player.ring import Frames
+from player.text import FORCE, Piece
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -97,6 +98,12 @@ def build_options(voice: VoiceSettings, samplerate: int) -> tts_pb2.SynthesisOpt
     return options
 
 
+def _request(piece: Piece) -> tts_pb2.StreamSynthesisRequest:
+    if piece is FORCE:
+        return tts_pb2.StreamSynthesisRequest(force_synthesis=tts_pb2.ForceSynthesisEvent())
+    return tts_pb2.StreamSynthesisRequest(synthesis_input=tts_pb2.SynthesisInput(text=piece))
+
+
 def _metadata_value(metadata: Iterable[tuple[str, str | bytes]] | None, key: str) -> str:
     for name, value in metadata or ():
         if name == key:
@@ -145,8 +152,8 @@ class Synthesizer:
                 text = text.replace(secret.reveal(), "<secret>")
         return text
 
-    async def synthesize(self, pieces: AsyncIterator[str], sink: Sink) -> CallResult:
-        """Send ``pieces`` (each already ending with whitespace) and pass the audio to
+    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
+        """Send ``pieces`` (text ending with whitespace, or FORCE) and pass the audio to
         ``sink`` as it arrives. Raises SynthesisError; CancelledError cancels the call."""
         await self._connected()
         client_id = str(uuid.uuid4())
@@ -161,11 +168,7 @@ class Synthesizer:
             try:
                 await call.write(tts_pb2.StreamSynthesisRequest(options=self._options))
                 async for piece in pieces:
-                    await call.write(
-                        tts_pb2.StreamSynthesisRequest(
-                            synthesis_input=tts_pb2.SynthesisInput(text=piece)
-                        )
-                    )
+                    await call.write(_request(piece))
                 await call.done_writing()
             except asyncio.InvalidStateError:
                 # The server ended the call before we were done (a rejected key, an

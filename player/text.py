@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import enum
+
 # SpeechKit's streaming limit on one utterance's text.
 MAX_UTTERANCE_CHARS = 5000
+
+
+class Force(enum.Enum):
+    """Among text pieces: have the service synthesise what it was sent so far, now."""
+
+    SYNTHESIS = "force_synthesis"
+
+
+FORCE = Force.SYNTHESIS
+Piece = str | Force
+"""What a synthesis call sends after its options: text (ending in a space) or FORCE."""
 
 
 class WordJoiner:

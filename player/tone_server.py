@@ -67,6 +67,9 @@ class ToneScript:
     """Seconds, uniform +/- on each chunk's send time (seeded RNG)."""
     jitter_seed: int = 0
     """Seed of the jitter RNG; call number k uses jitter_seed + k."""
+    hold_until_force: bool = False
+    """Speak text only at force_synthesis or the end of the input, as a service does
+    that waits for more context; False speaks each piece as it arrives."""
     chunk_bytes: tuple[int, ...] = (4801, 3000, 1)
     """Chunk sizes, cycled; odd sizes split samples on purpose."""
     abort_after_bytes: int | None = None
@@ -116,6 +119,7 @@ class _Call:
         self._record = record
         self._context = context
         self._pieces: asyncio.Queue[tuple[str, float] | None] = asyncio.Queue()
+        self._held: list[str] = []  # text waiting for a force (hold_until_force)
         self._chunker = Chunker(script.chunk_bytes)
         self._pacer = Pacer(script.first_chunk_delay, script.realtime_factor, script.jitter, rng)
         self._rate = 0
@@ -130,14 +134,23 @@ class _Call:
     async def _read(self, requests: AsyncIterator[tts_pb2.StreamSynthesisRequest]) -> None:
         await read_stream(requests, self._start, self._text, self._force)
         self._record.half_closed = True
+        self._release()
         self._pieces.put_nowait(None)
 
     def _text(self, text: str) -> None:
         self._record.texts.append(text)
-        self._pieces.put_nowait((text, time.monotonic()))
+        self._held.append(text)
+        if not self._script.hold_until_force:
+            self._release()
 
     def _force(self) -> None:
         self._record.forced += 1
+        self._release()
+
+    def _release(self) -> None:
+        if self._held:
+            self._pieces.put_nowait(("".join(self._held), time.monotonic()))
+            self._held = []
 
     def _start(self, options: tts_pb2.SynthesisOptions) -> None:
         self._record.first_request_at = time.monotonic()

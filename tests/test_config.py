@@ -16,6 +16,7 @@ from player.config import (
     Secret,
     Settings,
     SpeechKitSettings,
+    StreamSettings,
     VoiceSettings,
     load_settings,
 )
@@ -54,6 +55,7 @@ def test_no_file_gives_defaults():
         audio=AudioSettings(),
         control=ControlSettings(socket=Path("/run/user/1000/speechkit-player.sock")),
         local=LocalSettings(),
+        stream=StreamSettings(),
         source=None,
     )
     assert settings.speechkit.credential_kind is None
@@ -90,6 +92,7 @@ def test_full_file_round_trip(tmp_path):
         buffer_ms = 4000
         prebuffer_ms = 2000
         fade_ms = 0
+        idle_stop_ms = 0
 
         [control]
         socket = "run/player.sock"
@@ -101,6 +104,10 @@ def test_full_file_round_trip(tmp_path):
 
         [local.voices]
         alena = "alena.onnx"
+
+        [stream]
+        pause_ms = 500
+        idle_close_s = 10
         """,
     )
 
@@ -131,11 +138,13 @@ def test_full_file_round_trip(tmp_path):
             buffer_ms=4000,
             prebuffer_ms=2000,
             fade_ms=0.0,
+            idle_stop_ms=0,
         ),
         control=ControlSettings(socket=tmp_path / "run" / "player.sock"),
         local=LocalSettings(
             model=model, voices=(("alena", voice),), listen="unix:/run/piper.sock", workers=4
         ),
+        stream=StreamSettings(pause_ms=500, idle_close_s=10.0),
         source=path,
     )
     assert settings.speechkit.credential_kind == "api_key"
@@ -208,7 +217,7 @@ def test_keys_outside_any_section_are_errors(tmp_path):
         "voice: expected a table [voice], found a string",
         'key "speed" is outside any section; it belongs in [voice]',
         'unknown top-level key "colour"; '
-        "settings go in [speechkit], [voice], [audio], [control], [local]",
+        "settings go in [speechkit], [voice], [audio], [control], [local], [stream]",
     ]
 
 

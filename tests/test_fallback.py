@@ -13,6 +13,7 @@ import pytest
 from player.fallback import Fallback
 from player.ring import Frames
 from player.session import CallResult, Sink, SynthesisError
+from player.text import Piece
 
 TIMEOUT = 5.0
 """Bound on every wait in this file; nothing here should take more than a few ms."""
@@ -78,10 +79,10 @@ class Primary:
         self.read = read
         self.audio = audio
         self.result = result or CallResult(0, "cloud-request", 0.01)
-        self.seen: list[str] = []
+        self.seen: list[Piece] = []
         self.calls = 0
 
-    async def synthesize(self, pieces: AsyncIterator[str], sink: Sink) -> CallResult:
+    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
         self.calls += 1
         if self.error is None:
             async for piece in pieces:
@@ -102,7 +103,7 @@ class BlockedPrimary:
         self.entered = asyncio.Event()
         self.cancelled = False
 
-    async def synthesize(self, pieces: AsyncIterator[str], sink: Sink) -> CallResult:
+    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
         await anext(pieces)
         self.entered.set()
         try:
@@ -117,11 +118,11 @@ class Local:
     """Plays one chunk of 0.25 per piece; `received` reports each piece as it arrives."""
 
     def __init__(self) -> None:
-        self.seen: list[str] = []
-        self.received: asyncio.Queue[str] = asyncio.Queue()
+        self.seen: list[Piece] = []
+        self.received: asyncio.Queue[Piece] = asyncio.Queue()
         self.calls = 0
 
-    async def synthesize(self, pieces: AsyncIterator[str], sink: Sink) -> CallResult:
+    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
         self.calls += 1
         frames = 0
         async for piece in pieces:
@@ -132,7 +133,7 @@ class Local:
         return CallResult(frames, "local-request", 0.125)
 
 
-async def heard_by(local: Local, call: asyncio.Task[CallResult]) -> str:
+async def heard_by(local: Local, call: asyncio.Task[CallResult]) -> Piece:
     """The next piece `local` reads; fails at once, with the call's error, if the call ends
     first."""
     get = asyncio.create_task(local.received.get())

@@ -169,3 +169,14 @@ async def test_stop_while_stopped_for_idleness_drops_the_ring_itself():
         assert output.ring.available() == 0
     finally:
         idle.cancel()
+
+
+async def test_a_short_start_plays_after_the_prebuffer_time_without_more_audio():
+    output, (stream,) = make_output(prebuffer_ms=50)  # 400 frames, 50 ms
+    output.begin_utterance()
+    await output.write(ones(100), stall_timeout=1)  # then the input stalls
+    assert not stream.pull(80).any()
+    # The gate's timer was set before this sleep's, for the same span: it fires first.
+    await asyncio.sleep(0.05)
+    assert (stream.pull(80) == 0.5).all()
+    assert output.expecting  # the utterance goes on

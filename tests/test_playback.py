@@ -4,8 +4,10 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
-from player.playback import Playback, Utterance
+from player.playback import Playback
 from player.session import CallResult, Sink, SynthesisError
+from player.text import Piece
+from player.utterance import Utterance
 from tests.fake_stream import FakeStream, make_output
 
 TIMEOUT = 5.0
@@ -18,7 +20,7 @@ class FakeSynthesis:
         self.fail_with: Exception | None = None
         self.calls = 0
 
-    async def synthesize(self, pieces: AsyncIterator[str], sink: Sink) -> CallResult:
+    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
         self.calls += 1
         frames = 0
         async for _ in pieces:

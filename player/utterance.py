@@ -1,0 +1,123 @@
+"""One utterance's text as it streams in, turned into what a synthesis call sends.
+
+Pieces of any size (single LLM tokens included) are joined at word boundaries; each
+piece sent ends with a space. A sentence end, or a pause in the input, adds
+`force_synthesis`, so the service speaks what it has instead of waiting for more. A
+stall is silence, never the end; only an input left idle for `idle_close_s` is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import AsyncIterator
+
+from player.config import StreamSettings
+from player.sentences import ends_sentence
+from player.text import FORCE, MAX_UTTERANCE_CHARS, Piece, WordJoiner
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class TextError(ValueError):
+    """Text the daemon will not send: empty, too long, or fed after the end."""
+
+
+class Utterance:
+    """Text arriving in pieces, and a future for the frames it played."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, settings: StreamSettings | None = None) -> None:
+        settings = settings or StreamSettings()
+        self.id = f"u{next(self._ids)}"
+        self.chars = 0
+        self.idle_closed = False
+        """Closed because its input stayed idle for `idle_close_s`."""
+        self._pause = settings.pause_ms / 1000
+        self._idle = settings.idle_close_s
+        self._joiner = WordJoiner()
+        self._pieces: asyncio.Queue[Piece | None] = asyncio.Queue()
+        self._closed = False
+        self._unforced = False  # text queued since the last force_synthesis
+        self._loop = asyncio.get_running_loop()
+        self._timers: list[asyncio.TimerHandle] = []
+        self.done: asyncio.Future[int] = self._loop.create_future()
+        # Nobody awaits a fire-and-forget `say`; its failure is logged and counted.
+        self.done.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    def feed(self, text: str) -> None:
+        if self._closed:
+            why = (
+                f"it was closed after {self._idle:g} s without text ([stream] idle_close_s)"
+                if self.idle_closed
+                else "it has already ended"
+            )
+            raise TextError(f"no more text for {self.id}: {why}")
+        self.chars += len(text)
+        if self.chars > MAX_UTTERANCE_CHARS:
+            raise TextError(
+                f"text too long: over {MAX_UTTERANCE_CHARS} characters in one utterance "
+                "(SpeechKit's streaming limit); split it into several"
+            )
+        self._queue(self._joiner.feed(text), force_at_sentence_end=True)
+        self._rearm()
+
+    def close(self) -> None:
+        """The text has ended (half-closing the call flushes it; no force needed)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._cancel_timers()
+        self._queue(self._joiner.finish(), force_at_sentence_end=False)
+        self._pieces.put_nowait(None)
+
+    async def pieces(self) -> AsyncIterator[Piece]:
+        while (piece := await self._pieces.get()) is not None:
+            yield piece
+
+    def resolve(self, frames: int) -> None:
+        self._cancel_timers()
+        if not self.done.done():
+            self.done.set_result(frames)
+
+    def fail(self, error: Exception) -> None:
+        self._cancel_timers()
+        if not self.done.done():
+            self.done.set_exception(error)
+
+    def _queue(self, piece: str, *, force_at_sentence_end: bool) -> None:
+        if not piece:
+            return
+        self._pieces.put_nowait(piece)
+        self._unforced = True
+        if force_at_sentence_end and ends_sentence(piece):
+            self._force()
+
+    def _force(self) -> None:
+        if self._unforced:
+            self._pieces.put_nowait(FORCE)
+            self._unforced = False
+
+    def _rearm(self) -> None:
+        self._cancel_timers()
+        self._timers = [
+            self._loop.call_later(self._pause, self._paused),
+            self._loop.call_later(self._idle, self._idled),
+        ]
+
+    def _cancel_timers(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers = []
+
+    def _paused(self) -> None:
+        # A word held back waiting for its end is as complete as it will be for a while.
+        self._queue(self._joiner.finish(), force_at_sentence_end=False)
+        self._force()
+
+    def _idled(self) -> None:
+        _LOGGER.warning("%s: no text for %g s; closed ([stream] idle_close_s)", self.id, self._idle)
+        self.idle_closed = True
+        self.close()
