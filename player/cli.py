@@ -67,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     command("stop", "silence the speaker now and clear the queue")
     command("status", "print the daemon's state as JSON")
     command("devices", "list output devices as the daemon sees them")
+    command("events", "print what happens to utterances as JSON lines, until interrupted")
     return parser
 
 
@@ -139,6 +140,9 @@ async def _client(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"stopped ({reply.cancelled} utterance(s) cancelled)")
             elif args.command == "status":
                 print(json.dumps(_status_dict(await client.status()), indent=2))
+            elif args.command == "events":
+                async for event in await client.subscribe():
+                    print(json.dumps(event_dict(event)), flush=True)
             elif args.command == "devices":
                 for device in (await client.devices()).devices:
                     mark = "*" if device.is_default else " "
@@ -218,6 +222,24 @@ async def _stdin_pieces() -> AsyncIterator[str]:
             yield text
         if not data:
             return
+
+
+def event_dict(event: control_pb2.Event) -> dict[str, object]:
+    """An event as a JSON object: kind and id first, then the fields it carries."""
+    out: dict[str, object] = {
+        "event": event.kind,
+        "id": event.utterance_id,
+        "time": round(event.time, 3),
+    }
+    for name in ("first_audio_ms", "text", "start_ms", "played_ms", "error"):
+        if event.HasField(name):
+            out[name] = getattr(event, name)
+    if event.word_timings:
+        out["word_timings"] = [
+            {"word": w.word, "start_ms": w.start_ms, "length_ms": w.length_ms}
+            for w in event.word_timings
+        ]
+    return out
 
 
 def _status_dict(status: control_pb2.Status) -> dict[str, object]:

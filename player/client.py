@@ -99,5 +99,42 @@ class Client:
     async def status(self) -> control_pb2.Status:
         return await self._unary(self._stub.GetStatus, control_pb2.StatusRequest())
 
+    async def subscribe(self) -> EventStream:
+        """Start listening to what happens to utterances; returns once the daemon is
+        listening, so nothing that happens afterwards is missed."""
+        self._check_socket()
+        call = self._stub.Events(control_pb2.EventsRequest())
+        try:
+            await asyncio.wait_for(call.initial_metadata(), CALL_TIMEOUT)
+        except grpc.aio.AioRpcError as err:
+            raise self._translate(err) from None
+        except TimeoutError:
+            call.cancel()
+            raise ClientError(f"the daemon at {self.socket_path} did not answer") from None
+        return EventStream(call, self._translate)
+
     async def devices(self) -> control_pb2.ListDevicesReply:
         return await self._unary(self._stub.ListDevices, control_pb2.ListDevicesRequest())
+
+
+class EventStream:
+    """Events as they happen, for `async for`; `close()` stops listening."""
+
+    def __init__(
+        self,
+        call: grpc.aio.UnaryStreamCall[control_pb2.EventsRequest, control_pb2.Event],
+        translate: Callable[[grpc.aio.AioRpcError], ClientError],
+    ) -> None:
+        self._call = call
+        self._translate = translate
+
+    async def __aiter__(self) -> AsyncIterator[control_pb2.Event]:
+        try:
+            async for event in self._call:
+                yield event
+        except grpc.aio.AioRpcError as err:
+            if err.code() is not grpc.StatusCode.CANCELLED:
+                raise self._translate(err) from None
+
+    def close(self) -> None:
+        self._call.cancel()

@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 
 from player.config import StreamSettings
+from player.events import Event
 from player.generated.speechkit_player.control.v1 import control_pb2, control_pb2_grpc
 from player.output import AudioOutput, OutputError
 from player.playback import Playback
@@ -152,6 +153,17 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
             chunk_latency=control_pb2.ChunkLatency(**dataclasses.asdict(latency)),
         )
 
+    async def Events(
+        self,
+        request: control_pb2.EventsRequest,
+        context: grpc.aio.ServicerContext[control_pb2.EventsRequest, control_pb2.Event],
+    ) -> AsyncIterator[control_pb2.Event]:
+        with self._playback.events.listen() as queue:
+            # Tells the caller it is listening: nothing from now on is missed.
+            await context.send_initial_metadata(())
+            while True:
+                yield _event_message(await queue.get())
+
     async def ListDevices(
         self,
         request: control_pb2.ListDevicesRequest,
@@ -222,3 +234,9 @@ class ControlServer:
             await server.stop(grace)
         with contextlib.suppress(FileNotFoundError):
             self._path.unlink()
+
+
+def _event_message(event: Event) -> control_pb2.Event:
+    fields = {k: v for k, v in dataclasses.asdict(event).items() if v is not None}
+    fields["word_timings"] = [control_pb2.WordTiming(**w) for w in fields["word_timings"]]
+    return control_pb2.Event(**fields)

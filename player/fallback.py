@@ -12,7 +12,7 @@ import grpc
 
 from player.playback import Synthesis
 from player.ring import Frames
-from player.session import CallResult, Sink, SynthesisError
+from player.session import CallResult, Sink, Spoken, SynthesisError
 from player.text import Piece
 
 _LOGGER = logging.getLogger(__name__)
@@ -65,6 +65,21 @@ class _Replay:
                 return
 
 
+class _Tracking:
+    """Passes a call's output on, noting whether any audio came."""
+
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
+        self.heard = False
+
+    async def audio(self, frames: Frames) -> None:
+        self.heard = True
+        await self._sink.audio(frames)
+
+    def spoken(self, spoken: Spoken) -> None:
+        self._sink.spoken(spoken)
+
+
 class Fallback:
     """Tries `primary`; if it cannot be reached before any audio arrived, the same text
     goes to `local`. Audio already played is never repeated: a call that breaks off
@@ -79,18 +94,12 @@ class Fallback:
     async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
         replay = _Replay(pieces)
         pump = asyncio.create_task(replay.pump())
-        heard = False
-
-        async def tracking_sink(frames: Frames) -> None:
-            nonlocal heard
-            heard = True
-            await sink(frames)
-
+        tracking = _Tracking(sink)
         try:
             try:
-                return await self._primary.synthesize(replay.reader(), tracking_sink)
+                return await self._primary.synthesize(replay.reader(), tracking)
             except SynthesisError as err:
-                if err.code not in FALLBACK_CODES or heard:
+                if err.code not in FALLBACK_CODES or tracking.heard:
                     raise
                 self._warn(err)
             result = await self._local.synthesize(replay.reader(), sink)

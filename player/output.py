@@ -153,6 +153,7 @@ class AudioOutput:
         self.underruns = 0  # callback: times speech ran dry mid-utterance
         self._starving = False  # callback
         self.frames_played = 0  # callback: frames of speech handed to the device
+        self.flushed_at = 0  # callback (or asyncio, stream not running): where a flush cut
         self.callback_failed = False  # callback
         self.last_callback = 0.0  # callback: time.monotonic() of the last call
         self.telemetry = Telemetry()  # callback rows and producer rows, see its module
@@ -181,6 +182,7 @@ class AudioOutput:
             outdata[:k] *= self._fade[:k]
             outdata[k:] = 0.0
             self.frames_played += k
+            self.flushed_at = ring.read_pos - n + k  # the faded frames were the last heard
             ring.discard()
             self.gate_open = False
             self._flush_done = self._flush_requested
@@ -410,6 +412,7 @@ class AudioOutput:
             await asyncio.wait(transitions, timeout=wait_limit)
         if not self.running:
             # No callback is running, so this side may drop the ring itself.
+            self.flushed_at = self.ring.read_pos
             self.ring.discard()
             self.gate_open = False
             return True

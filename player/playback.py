@@ -1,25 +1,30 @@
 """The utterance queue and its worker: one synthesis call at a time, in order.
 
 An utterance's audio follows the previous one's in the ring without a gap, so the
-worker moves on as soon as a call has delivered its last chunk; a separate tracker
-resolves each utterance once the callback has played its last frame.
+worker moves on as soon as a call has delivered its last chunk. A separate tracker
+follows the callback's read position through marks left in the ring (an utterance's
+first frame, the text each stretch of audio speaks, its last frame) and publishes each
+as an event when the callback gets there: that is when it is heard.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
 
 import grpc
 
+from player.events import Event, EventBus
 from player.output import AudioOutput, OutputError
 from player.ring import Frames
-from player.session import CallResult, Sink, SynthesisError
+from player.session import CallResult, Sink, Spoken, SynthesisError
 from player.text import Piece
 from player.utterance import Utterance
 
@@ -47,21 +52,51 @@ class Counters:
     """Utterances the local synthesizer spoke because the endpoint was unreachable."""
 
 
+@dataclass
+class _Track:
+    """Where one utterance's audio sits in the ring, and what it says where."""
+
+    utterance: Utterance
+    start: int | None = None
+    """Ring position of its first frame, once written."""
+    written: int = 0
+    """Frames written so far."""
+    spoken: list[tuple[int, str]] = field(default_factory=list)
+    """(ring position, text) of each text chunk, in order."""
+
+
+@dataclass(order=True)
+class _Mark:
+    position: int
+    """Fires once the callback has read up to here."""
+    seq: int
+    kind: Literal["started", "text", "finished"] = field(compare=False)
+    track: _Track = field(compare=False)
+    spoken: Spoken | None = field(default=None, compare=False)
+
+
 class Playback:
     """Plays queued utterances one at a time through one AudioOutput."""
 
     def __init__(
-        self, output: AudioOutput, synthesis: Synthesis, stall_timeout: float = STALL_TIMEOUT
+        self,
+        output: AudioOutput,
+        synthesis: Synthesis,
+        events: EventBus | None = None,
+        stall_timeout: float = STALL_TIMEOUT,
     ) -> None:
         self.output = output
+        self.events = events or EventBus()
         self._synthesis = synthesis
         self._stall = stall_timeout
         self._queue: deque[Utterance] = deque()
         self._queued = asyncio.Event()
-        self._current: tuple[Utterance, asyncio.Task[None]] | None = None
-        # (ring position where it ends, frames, utterance), oldest first.
-        self._pending: deque[tuple[int, int, Utterance]] = deque()
-        self._pending_added = asyncio.Event()
+        self._current: tuple[_Track, asyncio.Task[None]] | None = None
+        self._pending: list[_Track] = []
+        """Fully written, not yet played to the end; oldest first."""
+        self._marks: list[_Mark] = []  # a heap
+        self._marks_added = asyncio.Event()
+        self._seq = itertools.count()
         self.counters = Counters()
         self.last_error = ""
 
@@ -82,6 +117,7 @@ class Playback:
     def submit(self, utterance: Utterance) -> None:
         self._queue.append(utterance)
         self._queued.set()
+        self.events.publish(Event("queued", utterance.id))
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
@@ -90,59 +126,76 @@ class Playback:
 
     async def stop(self) -> int:
         """Silence at once: cancel the call in progress, drop the queue, fade out."""
-        stopped = SynthesisError("stopped", grpc.StatusCode.CANCELLED)
-        dropped = [*self._queue, *(u for _, _, u in self._pending)]
+        queued = list(self._queue)
         self._queue.clear()
+        tracks = await self._drop_ring()
+        self._cancelled(queued, tracks, "stopped")
+        return len(queued) + len(tracks)
+
+    async def cancel(self, utterance: Utterance) -> None:
+        """Drop one utterance, queued, being synthesised or playing, fading out if it is
+        audible. Audio already queued behind a playing one in the ring goes with it."""
+        if utterance in self._queue:
+            self._queue.remove(utterance)
+            self._cancelled([utterance], [], "cancelled")
+            return
+        playing = self._pending[0] if self._pending else self._current and self._current[0]
+        current = self._current is not None and self._current[0].utterance is utterance
+        if not current and not (playing and playing.utterance is utterance):
+            # Finished, or its audio already sits behind what is playing: let it be.
+            return
+        self._cancelled([], await self._drop_ring(), "cancelled")
+
+    async def _drop_ring(self) -> list[_Track]:
+        """End the call in progress and fade out the ring; the tracks that had audio in it
+        (or were being synthesised), with what of each was played."""
+        tracks = list(self._pending)
         self._pending.clear()
         if self._current is not None:
-            utterance, task = self._current
-            dropped.append(utterance)
+            track, task = self._current
+            tracks.append(track)
             task.cancel()
             await asyncio.wait([task], timeout=FLUSH_TIMEOUT)
-        for utterance in dropped:
-            utterance.close()
-            utterance.fail(stopped)
-        self.counters.cancelled += len(dropped)
+        self._marks.clear()
         if not await self.output.flush(FLUSH_TIMEOUT):
             _LOGGER.warning(
                 "the audio callback did not confirm the fade-out in time (last call %.3f s ago)",
                 time.monotonic() - self.output.last_callback,
             )
-        return len(dropped)
+        return tracks
 
-    async def cancel(self, utterance: Utterance) -> None:
-        """Drop one utterance, queued, being synthesised or playing, fading out if it is
-        audible. Audio already queued behind a playing one in the ring goes with it."""
-        cancelled = SynthesisError("cancelled", grpc.StatusCode.CANCELLED)
-        dropped = [utterance]
-        if utterance in self._queue:
-            self._queue.remove(utterance)
-        elif self._current is not None and self._current[0] is utterance:
-            task = self._current[1]
-            task.cancel()
-            await asyncio.wait([task], timeout=FLUSH_TIMEOUT)
-            dropped = [utterance, *(u for _, _, u in self._pending)]
-            self._pending.clear()
-            await self.output.flush(FLUSH_TIMEOUT)
-        elif self._pending and self._pending[0][2] is utterance:
-            dropped = [u for _, _, u in self._pending]
-            self._pending.clear()
-            await self.output.flush(FLUSH_TIMEOUT)
-        else:
-            # Finished, or its audio already sits behind what is playing: let it be.
-            return
-        self.counters.cancelled += len(dropped)
-        for other in dropped:
-            other.fail(cancelled)
+    def _cancelled(self, queued: list[Utterance], tracks: list[_Track], why: str) -> None:
+        error = SynthesisError(why, grpc.StatusCode.CANCELLED)
+        rate, heard_to = self.output.device.samplerate, self.output.flushed_at
+        for utterance in queued:
+            utterance.close()
+            utterance.fail(error)
+            self.events.publish(Event("cancelled", utterance.id, played_ms=0, text=""))
+        for track in tracks:
+            played, text = 0, ""
+            if track.start is not None:
+                played = min(max(heard_to - track.start, 0), track.written)
+                text = "".join(t for position, t in track.spoken if position < heard_to)
+            track.utterance.close()
+            track.utterance.fail(error)
+            self.events.publish(
+                Event(
+                    "cancelled",
+                    track.utterance.id,
+                    played_ms=played * 1000 // rate,
+                    text=text.strip(),
+                )
+            )
+        self.counters.cancelled += len(queued) + len(tracks)
 
     async def _work(self) -> None:
         while True:
             while not self._queue:
                 self._queued.clear()
                 await self._queued.wait()
-            utterance = self._queue.popleft()
-            task = asyncio.create_task(self._play(utterance))
-            self._current = (utterance, task)
+            track = _Track(self._queue.popleft())
+            task = asyncio.create_task(self._play(track))
+            self._current = (track, task)
             try:
                 await asyncio.wait([task])
             except asyncio.CancelledError:
@@ -152,16 +205,14 @@ class Playback:
             finally:
                 self._current = None
 
-    async def _play(self, utterance: Utterance) -> None:
-        output = self.output
-
-        async def sink(frames: Frames) -> None:
-            await output.write(frames, self._stall)
-
+    async def _play(self, track: _Track) -> None:
+        output, utterance = self.output, track.utterance
         try:
             await output.prepare()
             output.begin_utterance()
-            result = await self._synthesis.synthesize(self._waking(utterance), sink)
+            result = await self._synthesis.synthesize(
+                self._waking(utterance), _RingSink(self, track)
+            )
         except asyncio.CancelledError:
             output.expecting = False
             raise
@@ -186,8 +237,18 @@ class Playback:
                 result.first_audio_delay * 1000,
                 " (local fallback)" if result.fallback else "",
             )
-        self._pending.append((end, result.frames, utterance))
-        self._pending_added.set()
+        self._pending.append(track)
+        self._mark(end, "finished", track)
+
+    def _mark(
+        self,
+        position: int,
+        kind: Literal["started", "text", "finished"],
+        track: _Track,
+        spoken: Spoken | None = None,
+    ) -> None:
+        heapq.heappush(self._marks, _Mark(position, next(self._seq), kind, track, spoken))
+        self._marks_added.set()
 
     async def _waking(self, utterance: Utterance) -> AsyncIterator[Piece]:
         """The utterance's text, waking the output first. A synthesis call asks for its
@@ -199,23 +260,51 @@ class Playback:
 
     async def _track(self) -> None:
         while True:
-            while not self._pending:
-                self._pending_added.clear()
-                await self._pending_added.wait()
-            end, frames, utterance = self._pending[0]
+            while not self._marks:
+                self._marks_added.clear()
+                await self._marks_added.wait()
+            # Marks are only ever left where audio has already been written, so waiting
+            # for the callback to get there cannot mistake a slow server for a dead device.
             try:
-                await self.output.wait_position(end, self._stall)
+                await self.output.wait_position(self._marks[0].position, self._stall)
             except OutputError as err:
+                # The utterance being synthesised fails by itself, when its own last mark
+                # cannot be reached either.
                 failed = list(self._pending)
+                self._marks.clear()
                 self._pending.clear()
-                for _, _, other in failed:
-                    self._failed(other, err)
+                for track in failed:
+                    self._failed(track.utterance, err)
                 continue
-            # `stop` may have dropped it meanwhile (the flush moves the position on too).
-            if self._pending and self._pending[0][2] is utterance:
-                self._pending.popleft()
-                self.counters.utterances += 1
-                utterance.resolve(frames)
+            read = self.output.ring.read_pos
+            # `stop` may have cleared the marks meanwhile (the flush moves the position on).
+            while self._marks and self._marks[0].position <= read:
+                self._fire(heapq.heappop(self._marks))
+
+    def _fire(self, mark: _Mark) -> None:
+        track, rate = mark.track, self.output.device.samplerate
+        utterance = track.utterance
+        if mark.kind == "started":
+            delay = int((time.monotonic() - utterance.created) * 1000)
+            self.events.publish(Event("started", utterance.id, first_audio_ms=delay))
+        elif mark.kind == "text":
+            assert mark.spoken is not None
+            self.events.publish(
+                Event(
+                    "text",
+                    utterance.id,
+                    text=mark.spoken.text.strip(),
+                    start_ms=mark.spoken.start_ms,
+                    word_timings=mark.spoken.words,
+                )
+            )
+        else:
+            if self._pending and self._pending[0] is track:
+                self._pending.pop(0)
+            self.counters.utterances += 1
+            utterance.resolve(track.written)
+            played_ms = track.written * 1000 // rate
+            self.events.publish(Event("finished", utterance.id, played_ms=played_ms))
 
     def _failed(self, utterance: Utterance, err: Exception) -> None:
         self.counters.errors += 1
@@ -223,3 +312,29 @@ class Playback:
         if isinstance(err, OutputError):
             _LOGGER.warning("%s: %s", utterance.id, err)
         utterance.fail(err)
+        self.events.publish(Event("error", utterance.id, error=str(err)))
+
+
+class _RingSink:
+    """A call's output for one utterance: audio into the ring, and marks beside it."""
+
+    def __init__(self, playback: Playback, track: _Track) -> None:
+        self._playback = playback
+        self._track = track
+
+    async def audio(self, frames: Frames) -> None:
+        output, track = self._playback.output, self._track
+        if track.start is None:
+            track.start = output.ring.write_pos
+            self._playback._mark(track.start + 1, "started", track)
+        await output.write(frames, self._playback._stall)
+        track.written += len(frames)
+
+    def spoken(self, spoken: Spoken) -> None:
+        track, ring = self._track, self._playback.output.ring
+        if track.start is None:
+            return  # text without audio: nothing to hear it by
+        offset = spoken.start_ms * self._playback.output.device.samplerate // 1000
+        position = min(track.start + offset, ring.write_pos - 1)
+        track.spoken.append((position, spoken.text))
+        self._playback._mark(position + 1, "text", track, spoken)

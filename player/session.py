@@ -6,12 +6,14 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 import grpc
 
 from player.config import SpeechKitSettings, VoiceSettings
+from player.events import WordTiming
 from player.generated.speechkit.tts.v3 import tts_pb2, tts_service_pb2_grpc
 from player.pcm import Linear16Decoder
 from player.ring import Frames
@@ -19,7 +21,25 @@ from player.text import FORCE, Piece
 
 _LOGGER = logging.getLogger(__name__)
 
-Sink = Callable[[Frames], Awaitable[None]]
+
+@dataclass(frozen=True)
+class Spoken:
+    """A response's text_chunk: the text its audio, from start_ms on, speaks."""
+
+    text: str
+    start_ms: int
+    """From the start of the call's audio, milliseconds."""
+    words: tuple[WordTiming, ...] = ()
+
+
+class Sink(Protocol):
+    """Where a call's output goes."""
+
+    async def audio(self, frames: Frames) -> None: ...
+
+    def spoken(self, spoken: Spoken) -> None:
+        """Called after the audio of the same response was passed to ``audio``."""
+
 
 # Once all text is sent, the service answers within seconds; a silent server beyond
 # this is treated as dead rather than left to hang the queue.
@@ -96,6 +116,11 @@ def build_options(voice: VoiceSettings, samplerate: int) -> tts_pb2.SynthesisOpt
     if voice.volume is not None:
         options.volume = voice.volume
     return options
+
+
+def _spoken(response: tts_pb2.StreamSynthesisResponse) -> Spoken:
+    words = tuple(WordTiming(w.word, w.start_ms, w.length_ms) for w in response.word_timings)
+    return Spoken(response.text_chunk.text, response.start_ms, words)
 
 
 def _request(piece: Piece) -> tts_pb2.StreamSynthesisRequest:
@@ -184,14 +209,15 @@ class Synthesizer:
                     if input_done.is_set():
                         idle.reschedule(loop.time() + self._response_timeout)
                     data = response.audio_chunk.data
-                    if not data:
-                        continue
-                    if first_audio is None:
-                        first_audio = time.monotonic() - started
-                    chunk = decoder.decode(data)
-                    frames += len(chunk)
-                    if len(chunk):
-                        await sink(chunk)
+                    if data:
+                        if first_audio is None:
+                            first_audio = time.monotonic() - started
+                        chunk = decoder.decode(data)
+                        frames += len(chunk)
+                        if len(chunk):
+                            await sink.audio(chunk)
+                    if response.text_chunk.text:
+                        sink.spoken(_spoken(response))
 
         try:
             async with asyncio.TaskGroup() as group:

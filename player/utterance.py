@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from player.config import StreamSettings
@@ -33,6 +34,8 @@ class Utterance:
         settings = settings or StreamSettings()
         self.id = f"u{next(self._ids)}"
         self.chars = 0
+        self.created = time.monotonic()
+        """When it was asked for: `started` events count from here."""
         self.idle_closed = False
         """Closed because its input stayed idle for `idle_close_s`."""
         self._pause = settings.pause_ms / 1000

@@ -12,7 +12,7 @@ import pytest
 
 from player.fallback import Fallback
 from player.ring import Frames
-from player.session import CallResult, Sink, SynthesisError
+from player.session import CallResult, Sink, Spoken, SynthesisError
 from player.text import Piece
 
 TIMEOUT = 5.0
@@ -54,9 +54,13 @@ class Recorder:
 
     def __init__(self) -> None:
         self.chunks: list[Frames] = []
+        self.texts: list[str] = []
 
-    async def __call__(self, frames: Frames) -> None:
+    async def audio(self, frames: Frames) -> None:
         self.chunks.append(frames)
+
+    def spoken(self, spoken: Spoken) -> None:
+        self.texts.append(spoken.text)
 
     @property
     def frames(self) -> Frames:
@@ -87,12 +91,12 @@ class Primary:
         if self.error is None:
             async for piece in pieces:
                 self.seen.append(piece)
-                await sink(chunk(0.5))
+                await sink.audio(chunk(0.5))
             return self.result
         for _ in range(self.read):
             self.seen.append(await anext(pieces))
         if self.audio is not None:
-            await sink(self.audio)
+            await sink.audio(self.audio)
         raise self.error
 
 
@@ -128,7 +132,7 @@ class Local:
         async for piece in pieces:
             self.seen.append(piece)
             self.received.put_nowait(piece)
-            await sink(chunk(0.25))
+            await sink.audio(chunk(0.25))
             frames += 80
         return CallResult(frames, "local-request", 0.125)
 

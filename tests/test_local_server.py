@@ -21,7 +21,7 @@ from player.config import LocalSettings, SpeechKitSettings, VoiceSettings
 from player.generated.speechkit.tts.v3 import tts_pb2, tts_service_pb2_grpc
 from player.local_server import LocalServer
 from player.piper_engine import PiperEngine, default_model
-from player.session import SynthesisError, Synthesizer
+from player.session import Spoken, SynthesisError, Synthesizer
 from tests import audio_analysis as aa
 
 TIMEOUT = 30.0
@@ -68,14 +68,18 @@ class Heard:
         self.frames: list[np.ndarray] = []
         self.times: list[float] = []
         self.arrived = asyncio.Event()
+        self.texts: list[Spoken] = []
 
-    async def __call__(self, frames: np.ndarray) -> None:
+    async def audio(self, frames: np.ndarray) -> None:
         self.frames.append(frames.copy())
         self.times.append(time.monotonic())
         self.arrived.set()
 
+    def spoken(self, spoken: Spoken) -> None:
+        self.texts.append(spoken)
+
     @property
-    def audio(self) -> np.ndarray:
+    def pcm(self) -> np.ndarray:
         return np.concatenate(self.frames) if self.frames else np.zeros(0, np.float32)
 
 
@@ -99,11 +103,11 @@ async def test_speaks_real_speech_at_the_requested_rate(
     heard = Heard()
     async with asyncio.timeout(TIMEOUT):
         result = await synthesizer(channel, rate).synthesize(pieces(THREE + " "), heard)
-    assert_speech(heard.audio, rate, THREE)
-    assert result.frames == len(heard.audio)
+    assert_speech(heard.pcm, rate, THREE)
+    assert result.frames == len(heard.pcm)
     assert result.request_id  # the server tags calls like the cloud does
     # Speech has its energy in the voice band, whatever the rate it was resampled to.
-    assert 80 < aa.dominant_frequency(heard.audio, rate) < 4000
+    assert 80 < aa.dominant_frequency(heard.pcm, rate) < 4000
 
 
 async def test_first_sentence_is_heard_before_the_next_one_is_even_sent(
@@ -123,7 +127,7 @@ async def test_first_sentence_is_heard_before_the_next_one_is_even_sent(
     async with asyncio.timeout(TIMEOUT):
         await synthesizer(channel, 24000).synthesize(paced(), heard)
     assert heard.times[0] < sent[1]
-    assert_speech(heard.audio, 24000, "".join(sentences))
+    assert_speech(heard.pcm, 24000, "".join(sentences))
 
 
 async def raw_call(

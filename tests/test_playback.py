@@ -26,7 +26,7 @@ class FakeSynthesis:
         async for _ in pieces:
             if self.fail_with is not None:
                 raise self.fail_with
-            await sink(np.full(80, 0.25, dtype=np.float32))
+            await sink.audio(np.full(80, 0.25, dtype=np.float32))
             frames += 80
         return CallResult(frames, "", 0.0)
 
@@ -81,3 +81,17 @@ async def test_stop_fails_queued_utterances_as_stopped():
         with pytest.raises(SynthesisError, match="stopped"):
             await asyncio.wait_for(utterance.done, TIMEOUT)
     assert playback.queue_length == 0
+
+
+async def test_cancelling_a_queued_utterance_reports_nothing_played():
+    output, _ = make_output(prebuffer_ms=0)
+    playback = Playback(output, FakeSynthesis())
+    with playback.events.listen() as events:
+        utterance = Utterance()
+        playback.submit(utterance)  # not running: it stays queued
+        await playback.cancel(utterance)
+        kinds = [events.get_nowait() for _ in range(2)]
+    assert [e.kind for e in kinds] == ["queued", "cancelled"]
+    assert kinds[1].played_ms == 0
+    assert kinds[1].text == ""
+    assert utterance.done.done()

@@ -335,3 +335,118 @@ class ListDevicesReply(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListDevicesReply: _TypeAlias = ListDevicesReply  # noqa: Y015
+
+@_typing.final
+class EventsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EventsRequest: _TypeAlias = EventsRequest  # noqa: Y015
+
+@_typing.final
+class WordTiming(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORD_FIELD_NUMBER: _builtins.int
+    START_MS_FIELD_NUMBER: _builtins.int
+    LENGTH_MS_FIELD_NUMBER: _builtins.int
+    word: _builtins.str
+    start_ms: _builtins.int
+    """From the start of the utterance's audio."""
+    length_ms: _builtins.int
+    def __init__(
+        self,
+        *,
+        word: _builtins.str = ...,
+        start_ms: _builtins.int = ...,
+        length_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["length_ms", b"length_ms", "start_ms", b"start_ms", "word", b"word"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WordTiming: _TypeAlias = WordTiming  # noqa: Y015
+
+@_typing.final
+class Event(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    UTTERANCE_ID_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    FIRST_AUDIO_MS_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    START_MS_FIELD_NUMBER: _builtins.int
+    WORD_TIMINGS_FIELD_NUMBER: _builtins.int
+    PLAYED_MS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"queued", "started", "text", "finished", "cancelled" or "error"."""
+    utterance_id: _builtins.str
+    time: _builtins.float
+    """Unix time, seconds."""
+    first_audio_ms: _builtins.int
+    """started: from the request to its first sample leaving the output callback."""
+    text: _builtins.str
+    """text: what is being spoken now (the service's text_chunk); cancelled: the text
+    that was heard, so an assistant can cut its history to it.
+    """
+    start_ms: _builtins.int
+    """text: where in the utterance's audio it begins."""
+    played_ms: _builtins.int
+    """finished, cancelled: audio that left the output callback, in milliseconds."""
+    error: _builtins.str
+    """error: why, in one line."""
+    @_builtins.property
+    def word_timings(self) -> _containers.RepeatedCompositeFieldContainer[Global___WordTiming]:
+        """text: per word, when the service sends them."""
+
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        utterance_id: _builtins.str = ...,
+        time: _builtins.float = ...,
+        first_audio_ms: _builtins.int | None = ...,
+        text: _builtins.str | None = ...,
+        start_ms: _builtins.int | None = ...,
+        word_timings: _abc.Iterable[Global___WordTiming] | None = ...,
+        played_ms: _builtins.int | None = ...,
+        error: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_first_audio_ms", b"_first_audio_ms", "_played_ms", b"_played_ms", "_start_ms", b"_start_ms", "_text", b"_text", "error", b"error", "first_audio_ms", b"first_audio_ms", "played_ms", b"played_ms", "start_ms", b"start_ms", "text", b"text"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_first_audio_ms", b"_first_audio_ms", "_played_ms", b"_played_ms", "_start_ms", b"_start_ms", "_text", b"_text", "error", b"error", "first_audio_ms", b"first_audio_ms", "kind", b"kind", "played_ms", b"played_ms", "start_ms", b"start_ms", "text", b"text", "time", b"time", "utterance_id", b"utterance_id", "word_timings", b"word_timings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__error: _TypeAlias = _typing.Literal["error"]  # noqa: Y015
+    _WhichOneofArgType__error: _TypeAlias = _typing.Literal["_error", b"_error"]  # noqa: Y015
+    _WhichOneofReturnType__first_audio_ms: _TypeAlias = _typing.Literal["first_audio_ms"]  # noqa: Y015
+    _WhichOneofArgType__first_audio_ms: _TypeAlias = _typing.Literal["_first_audio_ms", b"_first_audio_ms"]  # noqa: Y015
+    _WhichOneofReturnType__played_ms: _TypeAlias = _typing.Literal["played_ms"]  # noqa: Y015
+    _WhichOneofArgType__played_ms: _TypeAlias = _typing.Literal["_played_ms", b"_played_ms"]  # noqa: Y015
+    _WhichOneofReturnType__start_ms: _TypeAlias = _typing.Literal["start_ms"]  # noqa: Y015
+    _WhichOneofArgType__start_ms: _TypeAlias = _typing.Literal["_start_ms", b"_start_ms"]  # noqa: Y015
+    _WhichOneofReturnType__text: _TypeAlias = _typing.Literal["text"]  # noqa: Y015
+    _WhichOneofArgType__text: _TypeAlias = _typing.Literal["_text", b"_text"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__error) -> _WhichOneofReturnType__error | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__first_audio_ms) -> _WhichOneofReturnType__first_audio_ms | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__played_ms) -> _WhichOneofReturnType__played_ms | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__start_ms) -> _WhichOneofReturnType__start_ms | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__text) -> _WhichOneofReturnType__text | None: ...
+
+Global___Event: _TypeAlias = Event  # noqa: Y015

@@ -54,6 +54,11 @@ class PlayerStub:
                 request_serializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.ListDevicesRequest.SerializeToString,
                 response_deserializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.ListDevicesReply.FromString,
                 _registered_method=True)
+        self.Events = channel.unary_stream(
+                '/speechkit_player.control.v1.Player/Events',
+                request_serializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.EventsRequest.SerializeToString,
+                response_deserializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.Event.FromString,
+                _registered_method=True)
 
 
 class PlayerServicer:
@@ -88,6 +93,14 @@ class PlayerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Events(self, request, context):
+        """What happens to utterances, as it happens, until the caller goes away. A caller
+        that does not read loses its oldest events, never holding up the player.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PlayerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -110,6 +123,11 @@ def add_PlayerServicer_to_server(servicer, server):
                     servicer.ListDevices,
                     request_deserializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.ListDevicesRequest.FromString,
                     response_serializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.ListDevicesReply.SerializeToString,
+            ),
+            'Events': grpc.unary_stream_rpc_method_handler(
+                    servicer.Events,
+                    request_deserializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.EventsRequest.FromString,
+                    response_serializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.Event.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -220,6 +238,33 @@ class Player:
             '/speechkit_player.control.v1.Player/ListDevices',
             speechkit__player_dot_control_dot_v1_dot_control__pb2.ListDevicesRequest.SerializeToString,
             speechkit__player_dot_control_dot_v1_dot_control__pb2.ListDevicesReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Events(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/speechkit_player.control.v1.Player/Events',
+            speechkit__player_dot_control_dot_v1_dot_control__pb2.EventsRequest.SerializeToString,
+            speechkit__player_dot_control_dot_v1_dot_control__pb2.Event.FromString,
             options,
             channel_credentials,
             insecure,

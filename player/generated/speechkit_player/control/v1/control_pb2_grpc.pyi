@@ -41,6 +41,10 @@ class PlayerStub:
     """Silences the speaker at once (a short fade) and clears the queue."""
     GetStatus: _grpc.UnaryUnaryMultiCallable[_control_pb2.StatusRequest, _control_pb2.Status]
     ListDevices: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListDevicesRequest, _control_pb2.ListDevicesReply]
+    Events: _grpc.UnaryStreamMultiCallable[_control_pb2.EventsRequest, _control_pb2.Event]
+    """What happens to utterances, as it happens, until the caller goes away. A caller
+    that does not read loses its oldest events, never holding up the player.
+    """
 
 @_typing.type_check_only
 class PlayerAsyncStub(PlayerStub):
@@ -55,6 +59,10 @@ class PlayerAsyncStub(PlayerStub):
     """Silences the speaker at once (a short fade) and clears the queue."""
     GetStatus: _aio.UnaryUnaryMultiCallable[_control_pb2.StatusRequest, _control_pb2.Status]  # type: ignore[assignment]
     ListDevices: _aio.UnaryUnaryMultiCallable[_control_pb2.ListDevicesRequest, _control_pb2.ListDevicesReply]  # type: ignore[assignment]
+    Events: _aio.UnaryStreamMultiCallable[_control_pb2.EventsRequest, _control_pb2.Event]  # type: ignore[assignment]
+    """What happens to utterances, as it happens, until the caller goes away. A caller
+    that does not read loses its oldest events, never holding up the player.
+    """
 
 class PlayerServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -90,5 +98,15 @@ class PlayerServicer(metaclass=_abc_1.ABCMeta):
         request: _control_pb2.ListDevicesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_control_pb2.ListDevicesReply, _abc.Awaitable[_control_pb2.ListDevicesReply]]: ...
+
+    @_abc_1.abstractmethod
+    def Events(
+        self,
+        request: _control_pb2.EventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_control_pb2.Event], _abc.AsyncIterator[_control_pb2.Event]]:
+        """What happens to utterances, as it happens, until the caller goes away. A caller
+        that does not read loses its oldest events, never holding up the player.
+        """
 
 def add_PlayerServicer_to_server(servicer: PlayerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
