@@ -230,6 +230,14 @@ class ToneServer:
         if server is not None:
             await server.stop(grace)
 
+    async def __aenter__(self) -> ToneServer:
+        """Started on a free local port."""
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
     async def wait_calls(self, n: int, timeout: float) -> list[CallRecord]:  # noqa: ASYNC109
         """Wait until `n` calls have finished; return the finished ones in start order.
         Raises TimeoutError after `timeout` seconds."""

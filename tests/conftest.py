@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.daemon import Daemons, clean_env
 from tests.pulse import PulseServer, Recorder
 
 # --- Audio harness: private sound server, recorder, thread-leak check --------------------
@@ -52,3 +54,11 @@ def recorder(pulse: PulseServer) -> Iterator[Recorder]:
 
 
 # --- End of audio harness block ------------------------------------------------------------
+
+
+@pytest.fixture
+async def daemons(pulse: PulseServer, tmp_path: Path) -> AsyncIterator[Daemons]:
+    """Starts real daemons on the private sound server; stops them all after the test."""
+    daemons = Daemons(tmp_path, clean_env(pulse.env))
+    yield daemons
+    await daemons.stop_all()

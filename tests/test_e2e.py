@@ -35,25 +35,19 @@ StartDaemon = Callable[..., Awaitable[Daemon]]
 
 @pytest.fixture
 async def tone_server() -> AsyncIterator[ToneServer]:
-    server = ToneServer(ToneScript(api_key=KEY, realtime_factor=2.0, first_chunk_delay=0.05))
-    await server.start()
-    yield server
-    await server.stop()
+    script = ToneScript(api_key=KEY, realtime_factor=2.0, first_chunk_delay=0.05)
+    async with ToneServer(script) as server:
+        yield server
 
 
 @pytest.fixture
-async def start_daemon(
-    tone_server: ToneServer, pulse: PulseServer, tmp_path: Path
-) -> AsyncIterator[StartDaemon]:
-    daemons = Daemons(tmp_path, clean_env(pulse.env))
-
+async def start_daemon(tone_server: ToneServer, daemons: Daemons) -> StartDaemon:
     async def start(
         *, api_key: str | None = KEY, endpoint: str | None = None, **sections: dict[str, object]
     ) -> Daemon:
         return await daemons.start(endpoint or tone_server.address, api_key, **sections)
 
-    yield start
-    await daemons.stop_all()
+    return start
 
 
 def heard_and_quiet(min_sound_s: float, quiet_s: float = 0.15) -> Callable[[np.ndarray], bool]:

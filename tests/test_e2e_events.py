@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -14,8 +13,8 @@ from player.cli import event_dict
 from player.client import Client, EventStream
 from player.tone_server import ToneScript, ToneServer
 from tests import audio_analysis as aa
-from tests.daemon import Daemon, Daemons, clean_env, run_cli
-from tests.pulse import PulseServer, Recorder
+from tests.daemon import Daemon, Daemons, run_cli
+from tests.pulse import Recorder
 
 RATE = 48000
 TIMEOUT = 30.0
@@ -28,19 +27,14 @@ Recording = npt.NDArray[np.int16]
 
 @pytest.fixture
 async def tone_server() -> AsyncIterator[ToneServer]:
-    server = ToneServer(ToneScript(api_key=KEY, realtime_factor=2.0, first_chunk_delay=0.1))
-    await server.start()
-    yield server
-    await server.stop()
+    script = ToneScript(api_key=KEY, realtime_factor=2.0, first_chunk_delay=0.1)
+    async with ToneServer(script) as server:
+        yield server
 
 
 @pytest.fixture
-async def daemon(
-    tone_server: ToneServer, pulse: PulseServer, tmp_path: Path
-) -> AsyncIterator[Daemon]:
-    daemons = Daemons(tmp_path, clean_env(pulse.env))
-    yield await daemons.start(tone_server.address, KEY)
-    await daemons.stop_all()
+async def daemon(tone_server: ToneServer, daemons: Daemons) -> Daemon:
+    return await daemons.start(tone_server.address, KEY)
 
 
 async def one(text: str) -> AsyncIterator[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,7 @@ import pytest
 
 from player.tone_server import ToneScript, ToneServer
 from tests import audio_analysis as aa
-from tests.daemon import Daemon, Daemons, clean_env, run_cli
+from tests.daemon import Daemon, Daemons, run_cli
 from tests.pulse import PulseServer, Recorder
 
 RATE = 48000
@@ -27,10 +27,8 @@ StartDaemon = Callable[..., Awaitable[Daemon]]
 
 
 @pytest.fixture
-async def start_daemon(pulse: PulseServer, tmp_path: Path) -> AsyncIterator[StartDaemon]:
-    daemons = Daemons(tmp_path, clean_env(pulse.env))
-    yield daemons.start
-    await daemons.stop_all()
+def start_daemon(daemons: Daemons) -> StartDaemon:
+    return daemons.start
 
 
 def speech_heard(min_sound_s: float, after: int) -> Callable[[np.ndarray], bool]:

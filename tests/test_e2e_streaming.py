@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -15,8 +14,8 @@ import pytest
 from player.client import Client
 from player.tone_server import ToneScript, ToneServer
 from tests import audio_analysis as aa
-from tests.daemon import Daemons, clean_env
-from tests.pulse import PulseServer, Recorder
+from tests.daemon import Daemons
+from tests.pulse import Recorder
 
 RATE = 48000
 TIMEOUT = 30.0
@@ -66,17 +65,8 @@ async def tone_server() -> AsyncIterator[ToneServer]:
     script = ToneScript(
         api_key=KEY, realtime_factor=2.0, first_chunk_delay=0.1, hold_until_force=True
     )
-    server = ToneServer(script)
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def daemons(pulse: PulseServer, tmp_path: Path) -> AsyncIterator[Daemons]:
-    daemons = Daemons(tmp_path, clean_env(pulse.env))
-    yield daemons
-    await daemons.stop_all()
+    async with ToneServer(script) as server:
+        yield server
 
 
 async def test_tokens_at_llm_speed_are_heard_before_the_last_one_is_sent(
