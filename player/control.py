@@ -14,9 +14,10 @@ from pathlib import Path
 import grpc
 
 from player.config import StreamSettings
+from player.devices import OutputError
 from player.events import Event
 from player.generated.speechkit_player.control.v1 import control_pb2, control_pb2_grpc
-from player.output import AudioOutput, OutputError
+from player.output import AudioOutput
 from player.playback import Playback
 from player.session import SynthesisError
 from player.utterance import TextError, Utterance

@@ -12,10 +12,11 @@ import grpc
 
 from player.config import Settings, SpeechKitSettings
 from player.control import ControlServer, PlayerService
+from player.devices import output_devices, resolve_device
 from player.fallback import Fallback
 from player.generated.speechkit_player.control.v1 import control_pb2
 from player.local_process import LocalSynthesis, LocalSynthesizer
-from player.output import AudioOutput, output_devices, resolve_device
+from player.output import AudioOutput
 from player.piper_engine import LocalEngineError, check_installed
 from player.playback import Playback, Synthesis
 from player.session import Synthesizer
@@ -113,7 +114,7 @@ def _synthesis(settings: Settings, samplerate: int) -> _Synthesis:
 
 async def run(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT. Raises DaemonError when it cannot start."""
-    from player.output import OutputError
+    from player.devices import OutputError
 
     try:
         device = resolve_device(settings.audio)

@@ -1,10 +1,7 @@
-"""The output stream: a sounddevice callback that drains the ring buffer.
+"""The output stream: its lifetime, and the producer's side of the ring.
 
-The callback runs on PortAudio's thread. It copies frames, fills the rest with zeros and
-bumps integer counters; it never blocks, logs, allocates an array or lets an exception
-out (sounddevice would silently stop the stream and the speaker would go dead). The
-asyncio side talks to it only through the ring and a few plain attributes, and polls
-them: waiting on the callback would mean the callback signalling, which can block.
+The callback (see `player.drain`) runs on PortAudio's thread and must never let an
+exception out: sounddevice would silently stop the stream and the speaker would go dead.
 """
 
 from __future__ import annotations
@@ -15,12 +12,11 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-import numpy as np
-
 from player.config import AudioSettings
+from player.devices import DeviceInfo, OutputError
+from player.drain import Cut, Drain, add_cut
 from player.ring import Frames, RingBuffer
 from player.telemetry import Telemetry
 
@@ -29,10 +25,6 @@ _LOGGER = logging.getLogger(__name__)
 
 MAX_NAP = 0.1
 """Seconds: the longest the producer sleeps before looking at the ring again."""
-
-
-class OutputError(Exception):
-    """The audio device could not be opened or stopped consuming audio."""
 
 
 class Stream(Protocol):
@@ -50,70 +42,11 @@ class Stream(Protocol):
 StreamFactory = Callable[..., Stream]
 
 
-@dataclass(frozen=True)
-class DeviceInfo:
-    name: str
-    """The device as PortAudio names it."""
-    samplerate: int
-    """Hertz; the rate the stream is open at and audio is requested at."""
-    channels: int
-    """Output channels; mono speech is copied to each."""
-    block_frames: int
-    """Frames per callback."""
-
-
 def _sounddevice_stream(**kwargs: Any) -> Stream:
     import sounddevice
 
     stream: Stream = sounddevice.OutputStream(**kwargs)
     return stream
-
-
-def resolve_device(settings: AudioSettings) -> DeviceInfo:
-    """Ask PortAudio about the configured device; raises OutputError in plain words."""
-    import sounddevice
-
-    try:
-        info = sounddevice.query_devices(settings.device, kind="output")
-    except (ValueError, sounddevice.PortAudioError) as err:
-        wanted = "the default output device" if settings.device is None else settings.device
-        raise OutputError(f"audio device {wanted!r} is not available: {err}") from err
-    max_channels = int(info["max_output_channels"])
-    if max_channels < 1:
-        raise OutputError(f"audio device {info['name']!r} has no output channels")
-    channels = settings.channels or min(2, max_channels)
-    if channels > max_channels:
-        raise OutputError(
-            f"audio device {info['name']!r} has {max_channels} output channels, "
-            f"{channels} configured"
-        )
-    rate = settings.samplerate or round(info["default_samplerate"])
-    # The service accepts 8-48 kHz; a device default outside that is clamped to 48 kHz
-    # and PortAudio (or the sound server) converts.
-    if not 8000 <= rate <= 48000:
-        rate = 48000
-    block = max(1, round(rate * settings.block_ms / 1000))
-    return DeviceInfo(str(info["name"]), rate, channels, block)
-
-
-def output_devices() -> list[dict[str, Any]]:
-    """Output devices as PortAudio sees them, in the fields of control.proto's Device."""
-    import sounddevice
-
-    default = sounddevice.default.device[1]
-    hostapis = sounddevice.query_hostapis()
-    return [
-        {
-            "index": int(info["index"]),
-            "name": str(info["name"]),
-            "hostapi": str(hostapis[info["hostapi"]]["name"]),
-            "max_output_channels": int(info["max_output_channels"]),
-            "default_samplerate": float(info["default_samplerate"]),
-            "is_default": info["index"] == default,
-        }
-        for info in sounddevice.query_devices()
-        if info["max_output_channels"] > 0
-    ]
 
 
 class AudioOutput:
@@ -131,8 +64,7 @@ class AudioOutput:
         rate = device.samplerate
         self.ring = RingBuffer(max(device.block_frames * 2, rate * settings.buffer_ms // 1000))
         self.prebuffer_frames = min(self.ring.capacity // 2, rate * settings.prebuffer_ms // 1000)
-        fade = max(1, round(rate * settings.fade_ms / 1000))
-        self._fade = np.linspace(1.0, 0.0, fade, dtype=np.float32)[:, np.newaxis]
+        self.drain = Drain(self.ring, max(1, round(rate * settings.fade_ms / 1000)))
         self._stream: Stream | None = None
         # Idle stop: the stream is stopped, not closed, after idle_stop_ms of silence and
         # started again in a worker thread when speech comes. The lock orders the two.
@@ -143,17 +75,7 @@ class AudioOutput:
         # a short text, or a stalled input, must not wait for more audio.
         self._gate_timer: asyncio.TimerHandle | None = None
         self._transition = asyncio.Lock()
-        # Shared with the callback. Plain ints and bools: single writes are atomic under
-        # the GIL, and each has one writer (noted per field).
-        self.gate_open = False  # asyncio: start playing (prebuffer reached)
-        self.expecting = False  # asyncio: an utterance is still producing audio
-        self.end_mark = 0  # asyncio: ring position where queued speech ends
-        self._flush_requested = 0  # asyncio: bump to fade out and drop the ring
-        self._flush_done = 0  # callback: acknowledges a flush
-        self.underruns = 0  # callback: times speech ran dry mid-utterance
-        self._starving = False  # callback
-        self.frames_played = 0  # callback: frames of speech handed to the device
-        self.flushed_at = 0  # callback (or asyncio, stream not running): where a flush cut
+        self._cut_seq = 0
         self.callback_failed = False  # callback
         self.last_callback = 0.0  # callback: time.monotonic() of the last call
         self.telemetry = Telemetry()  # callback rows and producer rows, see its module
@@ -165,42 +87,13 @@ class AudioOutput:
         try:
             self.last_callback = time.monotonic()
             read_from = self.ring.read_pos
-            read = self._fill(outdata, frames)
+            read = self.drain.fill(outdata, frames)
             self.telemetry.callback(started, time.perf_counter_ns(), read_from, read)
         except BaseException:
             self.callback_failed = True
             # Nothing may escape into PortAudio, not even from the zero-fill.
             with contextlib.suppress(BaseException):
                 outdata.fill(0.0)
-
-    def _fill(self, outdata: Frames, frames: int) -> int:
-        """Returns the frames of speech it put in ``outdata``."""
-        ring = self.ring
-        if self._flush_requested != self._flush_done:
-            n = ring.read_into(outdata, frames) if self.gate_open else 0
-            k = min(n, len(self._fade))
-            outdata[:k] *= self._fade[:k]
-            outdata[k:] = 0.0
-            self.frames_played += k
-            self.flushed_at = ring.read_pos - n + k  # the faded frames were the last heard
-            ring.discard()
-            self.gate_open = False
-            self._flush_done = self._flush_requested
-            return k
-        if not self.gate_open:
-            outdata.fill(0.0)
-            return 0
-        n = ring.read_into(outdata, frames)
-        self.frames_played += n
-        if n == frames:
-            self._starving = False
-            return n
-        outdata[n:] = 0.0
-        # A dry spell counts once, however many blocks it lasts.
-        if (self.expecting or ring.read_pos < self.end_mark) and not self._starving:
-            self.underruns += 1
-            self._starving = True
-        return n
 
     # -- stream lifetime (asyncio side) ----------------------------------------------
 
@@ -321,7 +214,7 @@ class AudioOutput:
         return (
             self.running
             and self._starting is None
-            and not self.expecting
+            and not self.drain.expecting
             and self.ring.available() == 0
         )
 
@@ -338,7 +231,8 @@ class AudioOutput:
         if self._stream is not None:
             _LOGGER.warning("audio output stopped (device gone or callback failed); reopening")
         self.ring.discard()  # the stream is not running, so nothing else reads the ring
-        self.gate_open = False
+        self.drain.gate_open = False
+        self.drain.cuts = ()
         self.open()
 
     def close(self) -> None:
@@ -357,17 +251,17 @@ class AudioOutput:
         """Before the first frame of an utterance: hold playback for the prebuffer,
         unless earlier speech is still playing (then the new one follows seamlessly)."""
         if self.ring.available() == 0:
-            self.gate_open = False
+            self.drain.gate_open = False
         self._cancel_gate_timer()
-        self.expecting = True
+        self.drain.expecting = True
 
     def end_utterance(self) -> int:
         """After the last frame: returns the ring position where this utterance ends."""
-        self.end_mark = self.ring.write_pos
-        self.expecting = False
-        self.gate_open = True
+        self.drain.end_mark = self.ring.write_pos
+        self.drain.expecting = False
+        self.drain.gate_open = True
         self._cancel_gate_timer()
-        return self.end_mark
+        return self.drain.end_mark
 
     async def write(self, frames: Frames, stall_timeout: float) -> None:
         """Queue frames, waiting for room: memory stays bounded, so a long text simply
@@ -386,10 +280,10 @@ class AudioOutput:
             self._maybe_open_gate()
 
     def _maybe_open_gate(self) -> None:
-        if self.gate_open:
+        if self.drain.gate_open:
             return
         if self.ring.available() >= self.prebuffer_frames:
-            self.gate_open = True
+            self.drain.gate_open = True
             self._cancel_gate_timer()
         elif self._gate_timer is None:
             wait = self.prebuffer_frames / self.device.samplerate
@@ -398,7 +292,7 @@ class AudioOutput:
     def _gate_timeout(self) -> None:
         self._gate_timer = None
         if self.ring.available():
-            self.gate_open = True
+            self.drain.gate_open = True
 
     def _cancel_gate_timer(self) -> None:
         if self._gate_timer is not None:
@@ -408,23 +302,63 @@ class AudioOutput:
     async def flush(self, wait_limit: float) -> bool:
         """Fade out what is playing and drop everything queued. True once the callback
         did it; False if it did not answer in time."""
+        return await self.cut(None, self.ring.write_pos, wait_limit)
+
+    async def cut(self, start: int | None, end: int, wait_limit: float) -> bool:
+        """Drop ring frames [start, end): None starts at what is playing now, faded out,
+        and waits (up to ``wait_limit``) for the callback to confirm; a later start is
+        jumped over silently when the callback gets there. False if unconfirmed."""
         if transitions := self._transitions():
             await asyncio.wait(transitions, timeout=wait_limit)
+        drain, ring = self.drain, self.ring
         if not self.running:
-            # No callback is running, so this side may drop the ring itself.
-            self.flushed_at = self.ring.read_pos
-            self.ring.discard()
-            self.gate_open = False
+            # No callback is running, so this side may move the read position itself.
+            if start is None or start <= ring.read_pos:
+                drain.cut_at = ring.read_pos
+                ring.skip_to(end)
+            else:
+                drain.cuts = add_cut(drain.cuts, Cut(start, end, 0), ring.read_pos)
+            if ring.available() == 0:
+                drain.gate_open = False
             return True
-        self._flush_requested += 1
-        target = self._flush_requested
+        if start is not None:
+            drain.cuts = add_cut(drain.cuts, Cut(start, end, 0), ring.read_pos)
+            return True
+        self._cut_seq += 1
+        target = self._cut_seq
+        drain.cuts = add_cut(drain.cuts, Cut(ring.read_pos, end, target), ring.read_pos)
         period = self.device.block_frames / self.device.samplerate
         deadline = time.monotonic() + wait_limit
-        while self._flush_done != target:
+        while drain.cut_done != target:
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(period / 2)
         return True
+
+    @property
+    def flushed_at(self) -> int:
+        """Ring position up to which audio was heard before the last cut of what played."""
+        return self.drain.cut_at
+
+    @property
+    def underruns(self) -> int:
+        return self.drain.underruns
+
+    @property
+    def frames_played(self) -> int:
+        return self.drain.frames_played
+
+    def pause(self) -> None:
+        """Go quiet within a block (after a short fade), keeping the position."""
+        self.drain.paused = True
+
+    def resume(self) -> None:
+        """Fade back in from where the pause cut in."""
+        self.drain.paused = False
+
+    @property
+    def paused(self) -> bool:
+        return self.drain.paused
 
     async def wait_position(self, position: int, stall_timeout: float) -> None:
         """Until the callback has consumed the ring up to ``position``."""
@@ -443,6 +377,8 @@ class AudioOutput:
             now = time.monotonic()
             if self.ring.read_pos != last:
                 last, since = self.ring.read_pos, now
+            elif self.drain.paused:
+                since = now  # a paused device is not a dead one
             elif now - since >= stall_timeout or not self.healthy:
                 raise OutputError("the audio device stopped taking audio")
 

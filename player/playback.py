@@ -21,8 +21,9 @@ from typing import Literal, Protocol
 
 import grpc
 
+from player.devices import OutputError
 from player.events import Event, EventBus
-from player.output import AudioOutput, OutputError
+from player.output import AudioOutput
 from player.ring import Frames
 from player.session import CallResult, Sink, Spoken, SynthesisError
 from player.text import Piece
@@ -214,7 +215,7 @@ class Playback:
                 self._waking(utterance), _RingSink(self, track)
             )
         except asyncio.CancelledError:
-            output.expecting = False
+            output.drain.expecting = False
             raise
         except Exception as err:
             if not isinstance(err, SynthesisError | OutputError):

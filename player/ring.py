@@ -61,6 +61,13 @@ class RingBuffer:
     def read_into(self, out: npt.NDArray[np.float32], frames: int) -> int:
         """Reader only: copy up to ``frames`` into ``out[:n]`` (any channel count; mono is
         spread across channels by broadcasting) and return ``n``. ``out[n:]`` is untouched."""
+        n = self.peek_into(out, frames)
+        self._read_pos += n
+        return n
+
+    def peek_into(self, out: npt.NDArray[np.float32], frames: int) -> int:
+        """Reader only: like :meth:`read_into`, but the frames stay unread (and so are
+        never overwritten meanwhile)."""
         n = min(frames, self._write_pos - self._read_pos)
         if n <= 0:
             return 0
@@ -74,8 +81,11 @@ class RingBuffer:
             out[:first] = self._buf[start : start + first]
             if n > first:
                 out[first:n] = self._buf[: n - first]
-        self._read_pos += n
         return n
+
+    def skip_to(self, position: int) -> None:
+        """Reader only: drop unread frames up to ``position`` (at most all written)."""
+        self._read_pos = max(self._read_pos, min(position, self._write_pos))
 
     def discard(self) -> int:
         """Reader only: drop everything written so far; returns how many frames were dropped."""

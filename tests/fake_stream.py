@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from player.config import AudioSettings
-from player.output import AudioOutput, DeviceInfo
+from player.devices import DeviceInfo
+from player.output import AudioOutput
 
 
 class FakeStream:

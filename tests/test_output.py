@@ -4,7 +4,7 @@ import threading
 import numpy as np
 import pytest
 
-from player.output import OutputError
+from player.devices import OutputError
 from player.telemetry import CallbackTiming
 from tests.fake_stream import make_output
 
@@ -46,7 +46,7 @@ async def test_a_dry_spell_mid_utterance_is_one_underrun_of_silence():
     assert output.underruns == 1
     await output.write(ones(200), stall_timeout=1)
     assert (stream.pull(80) == 0.5).all()
-    assert output.expecting  # still the same utterance
+    assert output.drain.expecting  # still the same utterance
 
 
 async def test_flush_fades_out_and_drops_the_queue():
@@ -179,4 +179,4 @@ async def test_a_short_start_plays_after_the_prebuffer_time_without_more_audio()
     # The gate's timer was set before this sleep's, for the same span: it fires first.
     await asyncio.sleep(0.05)
     assert (stream.pull(80) == 0.5).all()
-    assert output.expecting  # the utterance goes on
+    assert output.drain.expecting  # the utterance goes on
