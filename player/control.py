@@ -19,6 +19,7 @@ from player.events import Event
 from player.generated.speechkit_player.control.v1 import control_pb2, control_pb2_grpc
 from player.output import AudioOutput
 from player.playback import Playback
+from player.priority import Priority
 from player.session import SynthesisError
 from player.utterance import TextError, Utterance
 
@@ -55,20 +56,24 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
     ) -> control_pb2.SayReply:
         utterance: Utterance | None = None
         wait = False
+        priority = Priority.MESSAGE
 
         async def read_input() -> None:
-            nonlocal utterance, wait
+            nonlocal utterance, wait, priority
             first = True
             async for request in request_iterator:
                 if first:
                     wait, first = request.wait, False
+                    priority = _priority(request.priority)
                 if utterance is None:
                     if not request.text.strip():
                         continue
-                    utterance = Utterance(self._stream)
+                    utterance = Utterance(self._stream, priority)
                     utterance.done.add_done_callback(abandon_input)
+                    # The id goes out first: a caller may want to cancel it at once.
+                    await context.send_initial_metadata((("utterance-id", utterance.id),))
                     self._playback.submit(utterance)
-                    _LOGGER.debug("%s queued", utterance.id)
+                    _LOGGER.debug("%s queued (%s)", utterance.id, priority)
                 utterance.feed(request.text)
 
         def abandon_input(done: asyncio.Future[int]) -> None:
@@ -93,6 +98,8 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
             if not wait and not utterance.done.done():
                 return control_pb2.SayReply(utterance_id=utterance.id)
             frames = await utterance.done
+        except PriorityError as err:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
         except TextError as err:
             # One closed for idleness still speaks what it had: only the late text is refused.
             if utterance is not None and not utterance.idle_closed:
@@ -125,6 +132,32 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
         _LOGGER.info("stop: %d utterance(s) cancelled", cancelled)
         return control_pb2.StopReply(cancelled=cancelled)
 
+    async def Cancel(
+        self,
+        request: control_pb2.CancelRequest,
+        context: grpc.aio.ServicerContext[control_pb2.CancelRequest, control_pb2.CancelReply],
+    ) -> control_pb2.CancelReply:
+        utterance = self._playback.find(request.utterance_id)
+        cancelled = utterance is not None and await self._playback.cancel(utterance)
+        _LOGGER.info("cancel %s: %s", request.utterance_id, "done" if cancelled else "not found")
+        return control_pb2.CancelReply(cancelled=cancelled)
+
+    async def Pause(
+        self,
+        request: control_pb2.PauseRequest,
+        context: grpc.aio.ServicerContext[control_pb2.PauseRequest, control_pb2.PauseReply],
+    ) -> control_pb2.PauseReply:
+        self._playback.pause()
+        return control_pb2.PauseReply(paused=True)
+
+    async def Resume(
+        self,
+        request: control_pb2.PauseRequest,
+        context: grpc.aio.ServicerContext[control_pb2.PauseRequest, control_pb2.PauseReply],
+    ) -> control_pb2.PauseReply:
+        self._playback.resume()
+        return control_pb2.PauseReply(paused=False)
+
     async def GetStatus(
         self,
         request: control_pb2.StatusRequest,
@@ -149,6 +182,7 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
             last_error=playback.last_error,
             endpoint=self._endpoint,
             stream=output.stream_state,
+            paused=output.paused,
             # The telemetry dataclasses carry the messages' own field names.
             callback=control_pb2.CallbackTiming(**dataclasses.asdict(timing)),
             chunk_latency=control_pb2.ChunkLatency(**dataclasses.asdict(latency)),
@@ -173,6 +207,20 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
         ],
     ) -> control_pb2.ListDevicesReply:
         return control_pb2.ListDevicesReply(devices=self._devices())
+
+
+class PriorityError(ValueError):
+    """A priority speech-dispatcher does not have."""
+
+
+def _priority(name: str) -> Priority:
+    if not name:
+        return Priority.MESSAGE
+    try:
+        return Priority(name)
+    except ValueError:
+        names = ", ".join(p.value for p in Priority)
+        raise PriorityError(f"unknown priority {name!r}: use one of {names}") from None
 
 
 def _caller_code(code: grpc.StatusCode) -> grpc.StatusCode:

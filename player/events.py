@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-Kind = Literal["queued", "started", "text", "finished", "cancelled", "error"]
+Kind = Literal["queued", "started", "text", "interrupted", "finished", "cancelled", "error"]
 
 LISTENER_QUEUE = 1000
 """Events kept for one listener that is not reading."""
@@ -37,15 +37,19 @@ class Event:
     first_audio_ms: int | None = None
     """started: from the request to its first sample leaving the output callback."""
     text: str | None = None
-    """text: what is being spoken now; cancelled: the text that was heard."""
+    """text: what is being spoken now; interrupted, cancelled: the text that was heard."""
     start_ms: int | None = None
     """text: where in the utterance's audio it begins, milliseconds."""
     word_timings: tuple[WordTiming, ...] = ()
     """text: per word, when the service sends them."""
     played_ms: int | None = None
-    """finished, cancelled: audio that left the output callback, milliseconds."""
+    """finished, interrupted, cancelled: audio that left the output callback (in all of
+    the utterance's runs), milliseconds."""
     error: str | None = None
     """error: why, in one line."""
+    reason: str | None = None
+    """interrupted, cancelled: why (stopped, cancelled, dropped, which utterance pushed it
+    aside)."""
 
 
 class EventBus:

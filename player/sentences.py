@@ -24,6 +24,19 @@ def ends_sentence(piece: str) -> bool:
     return not SentenceSplitter._is_abbreviation(text)
 
 
+def sentence_start(text: str, index: int) -> int:
+    """Where the sentence holding ``text[index]`` begins (its first non-space character)."""
+    start = 0
+    for match in _END.finditer(text, 0, index + 1):
+        if match.end() <= index and not SentenceSplitter._is_abbreviation(
+            text[start : match.end()]
+        ):
+            start = match.end()
+    while start < index and text[start].isspace():
+        start += 1
+    return start
+
+
 class SentenceSplitter:
     """Buffers text pieces and hands out each sentence as soon as it is complete."""
 

@@ -215,7 +215,12 @@ class Synthesizer:
                         chunk = decoder.decode(data)
                         frames += len(chunk)
                         if len(chunk):
+                            # Time spent waiting for room (a paused output) is ours,
+                            # not the server's silence.
+                            idle.reschedule(None)
                             await sink.audio(chunk)
+                            if input_done.is_set():
+                                idle.reschedule(loop.time() + self._response_timeout)
                     if response.text_chunk.text:
                         sink.spoken(_spoken(response))
 

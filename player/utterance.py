@@ -4,6 +4,10 @@ Pieces of any size (single LLM tokens included) are joined at word boundaries; e
 piece sent ends with a space. A sentence end, or a pause in the input, adds
 `force_synthesis`, so the service speaks what it has instead of waiting for more. A
 stall is silence, never the end; only an input left idle for `idle_close_s` is closed.
+
+Everything queued is kept, and each synthesis call reads it from a cursor: an utterance
+cut by a more important one is spoken again by a new call that starts from the sentence
+that was cut (`rewind`), then goes on with whatever text came meanwhile.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import time
 from collections.abc import AsyncIterator
 
 from player.config import StreamSettings
-from player.sentences import ends_sentence
+from player.priority import Priority
+from player.sentences import ends_sentence, sentence_start
 from player.text import FORCE, MAX_UTTERANCE_CHARS, Piece, WordJoiner
 
 _LOGGER = logging.getLogger(__name__)
@@ -30,9 +35,16 @@ class Utterance:
 
     _ids = itertools.count(1)
 
-    def __init__(self, settings: StreamSettings | None = None) -> None:
+    def __init__(
+        self, settings: StreamSettings | None = None, priority: Priority = Priority.MESSAGE
+    ) -> None:
         settings = settings or StreamSettings()
         self.id = f"u{next(self._ids)}"
+        self.priority = priority
+        self.played_frames = 0
+        """Frames heard in earlier, interrupted runs."""
+        self.runs = 0
+        """Synthesis calls started for it (more than one after an interruption)."""
         self.chars = 0
         self.created = time.monotonic()
         """When it was asked for: `started` events count from here."""
@@ -41,7 +53,11 @@ class Utterance:
         self._pause = settings.pause_ms / 1000
         self._idle = settings.idle_close_s
         self._joiner = WordJoiner()
-        self._pieces: asyncio.Queue[Piece | None] = asyncio.Queue()
+        self._log: list[Piece] = []  # everything queued, in order
+        self._next = 0  # the log item a call takes next
+        self._skip = 0  # characters of that item already spoken (after a rewind)
+        self._run_start = (0, 0)  # (_next, _skip) when the current call began
+        self._more = asyncio.Event()
         self._closed = False
         self._unforced = False  # text queued since the last force_synthesis
         self._loop = asyncio.get_running_loop()
@@ -74,11 +90,46 @@ class Utterance:
         self._closed = True
         self._cancel_timers()
         self._queue(self._joiner.finish(), force_at_sentence_end=False)
-        self._pieces.put_nowait(None)
+        self._more.set()
 
     async def pieces(self) -> AsyncIterator[Piece]:
-        while (piece := await self._pieces.get()) is not None:
-            yield piece
+        """What one synthesis call sends, from where the last one was cut."""
+        self.runs += 1
+        self._run_start = (self._next, self._skip)
+        while True:
+            if self._next < len(self._log):
+                piece = self._log[self._next]
+                if self._skip and isinstance(piece, str):
+                    piece = piece[self._skip :]
+                self._next, self._skip = self._next + 1, 0
+                yield piece
+            elif self._closed:
+                return
+            else:
+                self._more.clear()
+                await self._more.wait()
+
+    def rewind(self, heard_chars: int) -> None:
+        """Have the next call start again at the sentence of this call's text that was
+        being spoken when ``heard_chars`` non-space characters of it had been heard."""
+        index, skip = self._run_start
+        texts = [(i, p) for i, p in enumerate(self._log[index : self._next], index)]
+        text, owners = "", list[tuple[int, int]]()  # owners[k]: (log item, offset) of text[k]
+        for i, piece in texts:
+            if isinstance(piece, str):
+                offset = skip if i == index else 0
+                owners.extend((i, offset + k) for k in range(len(piece) - offset))
+                text += piece[offset:]
+        seen, at = 0, len(text)
+        for k, char in enumerate(text):
+            if not char.isspace():
+                if seen == heard_chars:
+                    at = k
+                    break
+                seen += 1
+        if at == len(text):
+            return  # all of it was heard: go on from where the call stopped
+        self._next, self._skip = owners[sentence_start(text, at)]
 
     def resolve(self, frames: int) -> None:
         self._cancel_timers()
@@ -93,14 +144,16 @@ class Utterance:
     def _queue(self, piece: str, *, force_at_sentence_end: bool) -> None:
         if not piece:
             return
-        self._pieces.put_nowait(piece)
+        self._log.append(piece)
+        self._more.set()
         self._unforced = True
         if force_at_sentence_end and ends_sentence(piece):
             self._force()
 
     def _force(self) -> None:
         if self._unforced:
-            self._pieces.put_nowait(FORCE)
+            self._log.append(FORCE)
+            self._more.set()
             self._unforced = False
 
     def _rearm(self) -> None:

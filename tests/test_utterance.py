@@ -18,10 +18,10 @@ async def next_piece(utterance: Utterance) -> Piece | None:
 
 def queued(utterance: Utterance) -> list[Piece | None]:
     """Everything queued so far, without waiting."""
-    queue = utterance._pieces
-    items = []
-    while not queue.empty():
-        items.append(queue.get_nowait())
+    items: list[Piece | None] = list(utterance._log[utterance._next :])
+    utterance._next = len(utterance._log)
+    if utterance._closed:
+        items.append(None)
     return items
 
 

@@ -24,19 +24,25 @@ class SayRequest(_message.Message):
 
     TEXT_FIELD_NUMBER: _builtins.int
     WAIT_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """A piece of text; any size. Empty pieces are ignored."""
     wait: _builtins.bool
     """Read from the first message only: reply after the last sample has played."""
+    priority: _builtins.str
+    """Read from the first message only: speech-dispatcher's "important", "message",
+    "text", "notification" or "progress"; empty means "message".
+    """
     def __init__(
         self,
         *,
         text: _builtins.str = ...,
         wait: _builtins.bool = ...,
+        priority: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["text", b"text", "wait", b"wait"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["priority", b"priority", "text", b"text", "wait", b"wait"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -101,6 +107,80 @@ class StopReply(_message.Message):
 Global___StopReply: _TypeAlias = StopReply  # noqa: Y015
 
 @_typing.final
+class CancelRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UTTERANCE_ID_FIELD_NUMBER: _builtins.int
+    utterance_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        utterance_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["utterance_id", b"utterance_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelRequest: _TypeAlias = CancelRequest  # noqa: Y015
+
+@_typing.final
+class CancelReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CANCELLED_FIELD_NUMBER: _builtins.int
+    cancelled: _builtins.bool
+    """False if no such utterance was queued or playing (it may have finished)."""
+    def __init__(
+        self,
+        *,
+        cancelled: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelReply: _TypeAlias = CancelReply  # noqa: Y015
+
+@_typing.final
+class PauseRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PauseRequest: _TypeAlias = PauseRequest  # noqa: Y015
+
+@_typing.final
+class PauseReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAUSED_FIELD_NUMBER: _builtins.int
+    paused: _builtins.bool
+    """Paused after the call."""
+    def __init__(
+        self,
+        *,
+        paused: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["paused", b"paused"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PauseReply: _TypeAlias = PauseReply  # noqa: Y015
+
+@_typing.final
 class StatusRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -162,6 +242,7 @@ class Status(_message.Message):
     CALLBACK_FIELD_NUMBER: _builtins.int
     CHUNK_LATENCY_FIELD_NUMBER: _builtins.int
     STREAM_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
     state: _builtins.str
     """"playing" or "idle"."""
     queue_length: _builtins.int
@@ -175,6 +256,8 @@ class Status(_message.Message):
     the device still open), "starting", "stopping" or "failed" (reopened on the next
     utterance).
     """
+    paused: _builtins.bool
+    """Output paused by `pause` (until `resume` or `stop`)."""
     @_builtins.property
     def counters(self) -> Global___Counters: ...
     @_builtins.property
@@ -195,10 +278,11 @@ class Status(_message.Message):
         callback: Global___CallbackTiming | None = ...,
         chunk_latency: Global___ChunkLatency | None = ...,
         stream: _builtins.str = ...,
+        paused: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["callback", b"callback", "chunk_latency", b"chunk_latency", "counters", b"counters"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback", b"callback", "channels", b"channels", "chunk_latency", b"chunk_latency", "counters", b"counters", "device", b"device", "endpoint", b"endpoint", "last_error", b"last_error", "queue_length", b"queue_length", "sample_rate", b"sample_rate", "state", b"state", "stream", b"stream"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback", b"callback", "channels", b"channels", "chunk_latency", b"chunk_latency", "counters", b"counters", "device", b"device", "endpoint", b"endpoint", "last_error", b"last_error", "paused", b"paused", "queue_length", b"queue_length", "sample_rate", b"sample_rate", "state", b"state", "stream", b"stream"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -390,23 +474,33 @@ class Event(_message.Message):
     WORD_TIMINGS_FIELD_NUMBER: _builtins.int
     PLAYED_MS_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
-    """"queued", "started", "text", "finished", "cancelled" or "error"."""
+    """"queued", "started", "text", "interrupted" (a message pushed aside by an important
+    one; it starts again later from the sentence that was cut), "finished", "cancelled"
+    or "error".
+    """
     utterance_id: _builtins.str
     time: _builtins.float
     """Unix time, seconds."""
     first_audio_ms: _builtins.int
     """started: from the request to its first sample leaving the output callback."""
     text: _builtins.str
-    """text: what is being spoken now (the service's text_chunk); cancelled: the text
-    that was heard, so an assistant can cut its history to it.
+    """text: what is being spoken now (the service's text_chunk); interrupted, cancelled:
+    the text that was heard, so an assistant can cut its history to it.
     """
     start_ms: _builtins.int
     """text: where in the utterance's audio it begins."""
     played_ms: _builtins.int
-    """finished, cancelled: audio that left the output callback, in milliseconds."""
+    """finished, interrupted, cancelled: audio that left the output callback, in
+    milliseconds, over all of the utterance's runs.
+    """
     error: _builtins.str
     """error: why, in one line."""
+    reason: _builtins.str
+    """interrupted, cancelled: why ("stopped", "cancelled", "dropped: ...", or which
+    utterance pushed it aside).
+    """
     @_builtins.property
     def word_timings(self) -> _containers.RepeatedCompositeFieldContainer[Global___WordTiming]:
         """text: per word, when the service sends them."""
@@ -423,10 +517,11 @@ class Event(_message.Message):
         word_timings: _abc.Iterable[Global___WordTiming] | None = ...,
         played_ms: _builtins.int | None = ...,
         error: _builtins.str | None = ...,
+        reason: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_first_audio_ms", b"_first_audio_ms", "_played_ms", b"_played_ms", "_start_ms", b"_start_ms", "_text", b"_text", "error", b"error", "first_audio_ms", b"first_audio_ms", "played_ms", b"played_ms", "start_ms", b"start_ms", "text", b"text"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_first_audio_ms", b"_first_audio_ms", "_played_ms", b"_played_ms", "_reason", b"_reason", "_start_ms", b"_start_ms", "_text", b"_text", "error", b"error", "first_audio_ms", b"first_audio_ms", "played_ms", b"played_ms", "reason", b"reason", "start_ms", b"start_ms", "text", b"text"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_first_audio_ms", b"_first_audio_ms", "_played_ms", b"_played_ms", "_start_ms", b"_start_ms", "_text", b"_text", "error", b"error", "first_audio_ms", b"first_audio_ms", "kind", b"kind", "played_ms", b"played_ms", "start_ms", b"start_ms", "text", b"text", "time", b"time", "utterance_id", b"utterance_id", "word_timings", b"word_timings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_first_audio_ms", b"_first_audio_ms", "_played_ms", b"_played_ms", "_reason", b"_reason", "_start_ms", b"_start_ms", "_text", b"_text", "error", b"error", "first_audio_ms", b"first_audio_ms", "kind", b"kind", "played_ms", b"played_ms", "reason", b"reason", "start_ms", b"start_ms", "text", b"text", "time", b"time", "utterance_id", b"utterance_id", "word_timings", b"word_timings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__error: _TypeAlias = _typing.Literal["error"]  # noqa: Y015
     _WhichOneofArgType__error: _TypeAlias = _typing.Literal["_error", b"_error"]  # noqa: Y015
@@ -434,6 +529,8 @@ class Event(_message.Message):
     _WhichOneofArgType__first_audio_ms: _TypeAlias = _typing.Literal["_first_audio_ms", b"_first_audio_ms"]  # noqa: Y015
     _WhichOneofReturnType__played_ms: _TypeAlias = _typing.Literal["played_ms"]  # noqa: Y015
     _WhichOneofArgType__played_ms: _TypeAlias = _typing.Literal["_played_ms", b"_played_ms"]  # noqa: Y015
+    _WhichOneofReturnType__reason: _TypeAlias = _typing.Literal["reason"]  # noqa: Y015
+    _WhichOneofArgType__reason: _TypeAlias = _typing.Literal["_reason", b"_reason"]  # noqa: Y015
     _WhichOneofReturnType__start_ms: _TypeAlias = _typing.Literal["start_ms"]  # noqa: Y015
     _WhichOneofArgType__start_ms: _TypeAlias = _typing.Literal["_start_ms", b"_start_ms"]  # noqa: Y015
     _WhichOneofReturnType__text: _TypeAlias = _typing.Literal["text"]  # noqa: Y015
@@ -444,6 +541,8 @@ class Event(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__first_audio_ms) -> _WhichOneofReturnType__first_audio_ms | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__played_ms) -> _WhichOneofReturnType__played_ms | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__reason) -> _WhichOneofReturnType__reason | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__start_ms) -> _WhichOneofReturnType__start_ms | None: ...
     @_typing.overload

@@ -44,6 +44,21 @@ class PlayerStub:
                 request_serializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.StopRequest.SerializeToString,
                 response_deserializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.StopReply.FromString,
                 _registered_method=True)
+        self.Cancel = channel.unary_unary(
+                '/speechkit_player.control.v1.Player/Cancel',
+                request_serializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.CancelRequest.SerializeToString,
+                response_deserializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.CancelReply.FromString,
+                _registered_method=True)
+        self.Pause = channel.unary_unary(
+                '/speechkit_player.control.v1.Player/Pause',
+                request_serializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.PauseRequest.SerializeToString,
+                response_deserializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.PauseReply.FromString,
+                _registered_method=True)
+        self.Resume = channel.unary_unary(
+                '/speechkit_player.control.v1.Player/Resume',
+                request_serializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.PauseRequest.SerializeToString,
+                response_deserializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.PauseReply.FromString,
+                _registered_method=True)
         self.GetStatus = channel.unary_unary(
                 '/speechkit_player.control.v1.Player/GetStatus',
                 request_serializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.StatusRequest.SerializeToString,
@@ -69,6 +84,7 @@ class PlayerServicer:
         each piece goes to the synthesis stream at once. The reply comes when the client
         half-closes, or, with `wait`, after the utterance's last sample has played.
         A failed utterance ends the call with a gRPC error whose message is for people.
+        Once the utterance is queued, the initial metadata carries its id as "utterance-id".
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -77,6 +93,27 @@ class PlayerServicer:
     def Stop(self, request, context):
         """Silences the speaker at once (a short fade) and clears the queue.
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Cancel(self, request, context):
+        """Drops one utterance, queued or playing (fading it out), and ends its synthesis call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Pause(self, request, context):
+        """Goes quiet within a block plus a fade, keeping the audio position; new utterances
+        still queue. Resume fades back in where it stopped.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Resume(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -113,6 +150,21 @@ def add_PlayerServicer_to_server(servicer, server):
                     servicer.Stop,
                     request_deserializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.StopRequest.FromString,
                     response_serializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.StopReply.SerializeToString,
+            ),
+            'Cancel': grpc.unary_unary_rpc_method_handler(
+                    servicer.Cancel,
+                    request_deserializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.CancelRequest.FromString,
+                    response_serializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.CancelReply.SerializeToString,
+            ),
+            'Pause': grpc.unary_unary_rpc_method_handler(
+                    servicer.Pause,
+                    request_deserializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.PauseRequest.FromString,
+                    response_serializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.PauseReply.SerializeToString,
+            ),
+            'Resume': grpc.unary_unary_rpc_method_handler(
+                    servicer.Resume,
+                    request_deserializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.PauseRequest.FromString,
+                    response_serializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.PauseReply.SerializeToString,
             ),
             'GetStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStatus,
@@ -184,6 +236,87 @@ class Player:
             '/speechkit_player.control.v1.Player/Stop',
             speechkit__player_dot_control_dot_v1_dot_control__pb2.StopRequest.SerializeToString,
             speechkit__player_dot_control_dot_v1_dot_control__pb2.StopReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Cancel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/speechkit_player.control.v1.Player/Cancel',
+            speechkit__player_dot_control_dot_v1_dot_control__pb2.CancelRequest.SerializeToString,
+            speechkit__player_dot_control_dot_v1_dot_control__pb2.CancelReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Pause(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/speechkit_player.control.v1.Player/Pause',
+            speechkit__player_dot_control_dot_v1_dot_control__pb2.PauseRequest.SerializeToString,
+            speechkit__player_dot_control_dot_v1_dot_control__pb2.PauseReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Resume(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/speechkit_player.control.v1.Player/Resume',
+            speechkit__player_dot_control_dot_v1_dot_control__pb2.PauseRequest.SerializeToString,
+            speechkit__player_dot_control_dot_v1_dot_control__pb2.PauseReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -36,9 +36,17 @@ class PlayerStub:
     each piece goes to the synthesis stream at once. The reply comes when the client
     half-closes, or, with `wait`, after the utterance's last sample has played.
     A failed utterance ends the call with a gRPC error whose message is for people.
+    Once the utterance is queued, the initial metadata carries its id as "utterance-id".
     """
     Stop: _grpc.UnaryUnaryMultiCallable[_control_pb2.StopRequest, _control_pb2.StopReply]
     """Silences the speaker at once (a short fade) and clears the queue."""
+    Cancel: _grpc.UnaryUnaryMultiCallable[_control_pb2.CancelRequest, _control_pb2.CancelReply]
+    """Drops one utterance, queued or playing (fading it out), and ends its synthesis call."""
+    Pause: _grpc.UnaryUnaryMultiCallable[_control_pb2.PauseRequest, _control_pb2.PauseReply]
+    """Goes quiet within a block plus a fade, keeping the audio position; new utterances
+    still queue. Resume fades back in where it stopped.
+    """
+    Resume: _grpc.UnaryUnaryMultiCallable[_control_pb2.PauseRequest, _control_pb2.PauseReply]
     GetStatus: _grpc.UnaryUnaryMultiCallable[_control_pb2.StatusRequest, _control_pb2.Status]
     ListDevices: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListDevicesRequest, _control_pb2.ListDevicesReply]
     Events: _grpc.UnaryStreamMultiCallable[_control_pb2.EventsRequest, _control_pb2.Event]
@@ -54,9 +62,17 @@ class PlayerAsyncStub(PlayerStub):
     each piece goes to the synthesis stream at once. The reply comes when the client
     half-closes, or, with `wait`, after the utterance's last sample has played.
     A failed utterance ends the call with a gRPC error whose message is for people.
+    Once the utterance is queued, the initial metadata carries its id as "utterance-id".
     """
     Stop: _aio.UnaryUnaryMultiCallable[_control_pb2.StopRequest, _control_pb2.StopReply]  # type: ignore[assignment]
     """Silences the speaker at once (a short fade) and clears the queue."""
+    Cancel: _aio.UnaryUnaryMultiCallable[_control_pb2.CancelRequest, _control_pb2.CancelReply]  # type: ignore[assignment]
+    """Drops one utterance, queued or playing (fading it out), and ends its synthesis call."""
+    Pause: _aio.UnaryUnaryMultiCallable[_control_pb2.PauseRequest, _control_pb2.PauseReply]  # type: ignore[assignment]
+    """Goes quiet within a block plus a fade, keeping the audio position; new utterances
+    still queue. Resume fades back in where it stopped.
+    """
+    Resume: _aio.UnaryUnaryMultiCallable[_control_pb2.PauseRequest, _control_pb2.PauseReply]  # type: ignore[assignment]
     GetStatus: _aio.UnaryUnaryMultiCallable[_control_pb2.StatusRequest, _control_pb2.Status]  # type: ignore[assignment]
     ListDevices: _aio.UnaryUnaryMultiCallable[_control_pb2.ListDevicesRequest, _control_pb2.ListDevicesReply]  # type: ignore[assignment]
     Events: _aio.UnaryStreamMultiCallable[_control_pb2.EventsRequest, _control_pb2.Event]  # type: ignore[assignment]
@@ -75,6 +91,7 @@ class PlayerServicer(metaclass=_abc_1.ABCMeta):
         each piece goes to the synthesis stream at once. The reply comes when the client
         half-closes, or, with `wait`, after the utterance's last sample has played.
         A failed utterance ends the call with a gRPC error whose message is for people.
+        Once the utterance is queued, the initial metadata carries its id as "utterance-id".
         """
 
     @_abc_1.abstractmethod
@@ -84,6 +101,31 @@ class PlayerServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_control_pb2.StopReply, _abc.Awaitable[_control_pb2.StopReply]]:
         """Silences the speaker at once (a short fade) and clears the queue."""
+
+    @_abc_1.abstractmethod
+    def Cancel(
+        self,
+        request: _control_pb2.CancelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.CancelReply, _abc.Awaitable[_control_pb2.CancelReply]]:
+        """Drops one utterance, queued or playing (fading it out), and ends its synthesis call."""
+
+    @_abc_1.abstractmethod
+    def Pause(
+        self,
+        request: _control_pb2.PauseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.PauseReply, _abc.Awaitable[_control_pb2.PauseReply]]:
+        """Goes quiet within a block plus a fade, keeping the audio position; new utterances
+        still queue. Resume fades back in where it stopped.
+        """
+
+    @_abc_1.abstractmethod
+    def Resume(
+        self,
+        request: _control_pb2.PauseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.PauseReply, _abc.Awaitable[_control_pb2.PauseReply]]: ...
 
     @_abc_1.abstractmethod
     def GetStatus(
