@@ -96,7 +96,7 @@ def daemon_api(daemon: Daemon, text: str, starts: list[float] | None = None) -> 
             started = time.monotonic()
             if starts is not None:
                 starts.append(started)
-            await asyncio.wait_for(client.say(one(text), True), TIMEOUT)
+            await asyncio.wait_for(client.say(text, wait=True), TIMEOUT)
         return started
 
     return go

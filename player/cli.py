@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from player.config import ConfigError, Settings, load_settings
+from player.config import ConfigError, Settings, default_config, load_settings
 
 if TYPE_CHECKING:
     from player.client import Client
@@ -25,12 +25,8 @@ if TYPE_CHECKING:
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-
-
-def _default_config(environ: os._Environ[str]) -> Path | None:
-    base = Path(environ.get("XDG_CONFIG_HOME") or Path(environ.get("HOME", "~")) / ".config")
-    candidate = base.expanduser() / "speechkit-player" / "player.toml"
-    return candidate if candidate.is_file() else None
+# player.priority.Priority's values, spelled out so `say` need not import the daemon's side.
+PRIORITIES = ("important", "message", "text", "notification", "progress")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,8 +59,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--exit-with-stdin", action="store_true", help=argparse.SUPPRESS)
     say = command("say", "queue text to speak ('-' reads standard input as it arrives)")
     say.add_argument("--wait", action="store_true", help="return after the last sample played")
+    say.add_argument(
+        "--priority",
+        choices=PRIORITIES,
+        default="message",
+        help="speech-dispatcher's meaning (default: message); see README",
+    )
     say.add_argument("text", nargs="+", metavar="TEXT")
     command("stop", "silence the speaker now and clear the queue")
+    cancel = command("cancel", "drop one utterance, queued or playing")
+    cancel.add_argument("id", metavar="ID", help="the id `say` printed")
+    command("pause", "go quiet, keeping the position (new utterances still queue)")
+    command("resume", "go on from where `pause` stopped")
     command("status", "print the daemon's state as JSON")
     command("devices", "list output devices as the daemon sees them")
     command("events", "print what happens to utterances as JSON lines, until interrupted")
@@ -74,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings(args.config or _default_config(os.environ), os.environ)
+        settings = load_settings(args.config or default_config(os.environ), os.environ)
     except ConfigError as err:
         _fail(str(err), EXIT_USAGE)
     if args.command == "daemon":
@@ -134,10 +140,21 @@ async def _client(settings: Settings, args: argparse.Namespace) -> int:
     async with Client(settings.control.socket) as client:
         try:
             if args.command == "say":
-                return await _say(client, args.text, args.wait)
+                return await _say(client, args.text, args.wait, args.priority)
             if args.command == "stop":
                 reply = await client.stop()
                 print(f"stopped ({reply.cancelled} utterance(s) cancelled)")
+            elif args.command == "cancel":
+                if not await client.cancel(args.id):
+                    print(f"speechkit-player: {args.id} is not queued or playing", file=sys.stderr)
+                    return EXIT_FAILED
+                print(f"{args.id}: cancelled")
+            elif args.command == "pause":
+                await client.pause()
+                print("paused")
+            elif args.command == "resume":
+                await client.resume()
+                print("resumed")
             elif args.command == "status":
                 print(json.dumps(_status_dict(await client.status()), indent=2))
             elif args.command == "events":
@@ -156,11 +173,11 @@ async def _client(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _say(client: Client, words: list[str], wait: bool) -> int:
+async def _say(client: Client, words: list[str], wait: bool, priority: str) -> int:
     from player.client import ClientError
 
     if words == ["-"]:
-        pieces = _stdin_pieces()
+        text: str | AsyncIterator[str] = _stdin_pieces()
     else:
         text = " ".join(words)
         try:
@@ -168,9 +185,8 @@ async def _say(client: Client, words: list[str], wait: bool) -> int:
         except UnicodeEncodeError:
             print("speechkit-player: the text is not valid UTF-8", file=sys.stderr)
             return EXIT_FAILED
-        pieces = _one(text)
     try:
-        reply = await client.say(pieces, wait)
+        reply = await client.say(text, wait=wait, priority=priority)
     except (ClientError, InputError) as err:
         print(f"speechkit-player: {err}", file=sys.stderr)
         return EXIT_FAILED
@@ -183,10 +199,6 @@ async def _say(client: Client, words: list[str], wait: bool) -> int:
 
 class InputError(Exception):
     """Standard input could not be read as text."""
-
-
-async def _one(text: str) -> AsyncIterator[str]:
-    yield text
 
 
 async def _stdin_pieces() -> AsyncIterator[str]:
@@ -231,7 +243,7 @@ def event_dict(event: control_pb2.Event) -> dict[str, object]:
         "id": event.utterance_id,
         "time": round(event.time, 3),
     }
-    for name in ("first_audio_ms", "text", "start_ms", "played_ms", "error"):
+    for name in ("first_audio_ms", "text", "start_ms", "played_ms", "error", "reason"):
         if event.HasField(name):
             out[name] = getattr(event, name)
     if event.word_timings:
@@ -252,6 +264,7 @@ def _status_dict(status: control_pb2.Status) -> dict[str, object]:
         "channels": status.channels,
         "endpoint": status.endpoint,
         "stream": status.stream,
+        "paused": status.paused,
         "counters": {
             "utterances": counters.utterances,
             "underruns": counters.underruns,

@@ -386,6 +386,13 @@ def _model(
     return path
 
 
+def default_config(environ: Mapping[str, str]) -> Path | None:
+    """~/.config/speechkit-player/player.toml (under $XDG_CONFIG_HOME), if it exists."""
+    base = Path(environ.get("XDG_CONFIG_HOME") or Path(environ.get("HOME", "~")) / ".config")
+    candidate = base.expanduser() / "speechkit-player" / "player.toml"
+    return candidate if candidate.is_file() else None
+
+
 def _default_socket(environ: Mapping[str, str]) -> Path:
     runtime_dir = _env(environ, "XDG_RUNTIME_DIR")
     if runtime_dir:
