@@ -20,6 +20,7 @@ from player.credentials import Secret, read_credentials
 
 __all__ = [
     "AudioSettings",
+    "ChimeSettings",
     "ConfigError",
     "ControlSettings",
     "LocalSettings",
@@ -37,7 +38,7 @@ Fallback = Literal["none", "local"]
 CLOUD_ENDPOINT = "tts.api.cloud.yandex.net:443"
 LOCAL = "local"
 """The endpoint value that means the local Piper synthesizer."""
-_SECTIONS = ("speechkit", "voice", "audio", "control", "local", "stream")
+_SECTIONS = ("speechkit", "voice", "audio", "control", "local", "stream", "chimes")
 _SECTION_LIST = ", ".join(f"[{name}]" for name in _SECTIONS)
 _FALLBACKS: dict[str, Fallback] = {"none": "none", "local": "local"}
 
@@ -141,6 +142,22 @@ class StreamSettings:
 
 
 @dataclass(frozen=True)
+class ChimeSettings:
+    """A WAV file (integer PCM, any rate and channels) to play before each utterance of
+    a priority; converted to the device's rate once, at start-up. None: no chime."""
+
+    important: Path | None = None
+    message: Path | None = None
+    text: Path | None = None
+    notification: Path | None = None
+    progress: Path | None = None
+
+    def files(self) -> dict[str, Path]:
+        """Priority name to WAV, for those that have one."""
+        return {name: path for name, path in vars(self).items() if path is not None}
+
+
+@dataclass(frozen=True)
 class LocalSettings:
     model: Path | None = None
     """Piper voice model (.onnx, its .onnx.json beside it) for every voice without its
@@ -167,6 +184,8 @@ class Settings:
     """The local Piper synthesizer."""
     stream: StreamSettings
     """How streamed text becomes synthesis requests."""
+    chimes: ChimeSettings
+    """Sounds played before utterances, per priority."""
     source: Path | None
     """The config file these settings came from; None when built from defaults."""
 
@@ -183,12 +202,13 @@ def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
     control = _control(sections["control"], base, environ)
     local = _local(sections["local"], base, environ)
     stream = _stream(sections["stream"])
+    chimes = _chimes(sections["chimes"], base, environ)
     for section in sections.values():
         section.report_unknown()
     _report_unknown_top_level(data, sections, errors)
     if errors:
         raise ConfigError(path, errors)
-    return Settings(speechkit, voice, audio, control, local, stream, path)
+    return Settings(speechkit, voice, audio, control, local, stream, chimes, path)
 
 
 def _read_toml(path: Path) -> dict[str, object]:
@@ -370,6 +390,20 @@ def _stream(section: TableReader) -> StreamSettings:
         pause_ms=section.integer("pause_ms", default.pause_ms, Range(20, 10_000)),
         idle_close_s=section.number("idle_close_s", default.idle_close_s, Range(1, 86_400)),
     )
+
+
+def _chimes(section: TableReader, base: Path | None, environ: Mapping[str, str]) -> ChimeSettings:
+    paths: dict[str, Path | None] = {}
+    for name in vars(ChimeSettings()):
+        raw = section.string(name, "")
+        if not raw.strip():
+            continue
+        path = _resolve(raw, base, environ)
+        if path.is_file():
+            paths[name] = path
+        else:
+            section.error(name, f"no WAV file at {path}")
+    return ChimeSettings(**paths)
 
 
 def _model(

@@ -114,20 +114,22 @@ def _synthesis(settings: Settings, samplerate: int) -> _Synthesis:
 
 async def run(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT. Raises DaemonError when it cannot start."""
+    from player.chimes import ChimeError, load_chimes
     from player.devices import OutputError
 
     try:
         device = resolve_device(settings.audio)
+        chimes = load_chimes(settings.chimes, device.samplerate)
         output = AudioOutput(settings.audio, device)
         output.open()
-    except OutputError as err:
+    except (OutputError, ChimeError) as err:
         raise DaemonError(str(err)) from None
     try:
         synthesis = _synthesis(settings, device.samplerate)
     except DaemonError:
         output.close()
         raise
-    playback = Playback(output, synthesis.synthesis)
+    playback = Playback(output, synthesis.synthesis, chimes=chimes)
     service = PlayerService(playback, output, synthesis.endpoint, _devices, settings.stream)
     control = ControlServer(settings.control.socket, service)
     try:

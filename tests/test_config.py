@@ -10,6 +10,7 @@ import pytest
 
 from player.config import (
     AudioSettings,
+    ChimeSettings,
     ConfigError,
     ControlSettings,
     LocalSettings,
@@ -56,6 +57,7 @@ def test_no_file_gives_defaults():
         control=ControlSettings(socket=Path("/run/user/1000/speechkit-player.sock")),
         local=LocalSettings(),
         stream=StreamSettings(),
+        chimes=ChimeSettings(),
         source=None,
     )
     assert settings.speechkit.credential_kind is None
@@ -65,6 +67,9 @@ def test_no_file_gives_defaults():
 def test_full_file_round_trip(tmp_path):
     model = piper_model(tmp_path, "models/joe.onnx")
     voice = piper_model(tmp_path, "alena.onnx")
+    chime = tmp_path / "sounds" / "ding.wav"
+    chime.parent.mkdir()
+    chime.write_bytes(b"RIFF")
     path = write(
         tmp_path,
         """
@@ -108,6 +113,9 @@ def test_full_file_round_trip(tmp_path):
         [stream]
         pause_ms = 500
         idle_close_s = 10
+
+        [chimes]
+        important = "sounds/ding.wav"
         """,
     )
 
@@ -145,11 +153,18 @@ def test_full_file_round_trip(tmp_path):
             model=model, voices=(("alena", voice),), listen="unix:/run/piper.sock", workers=4
         ),
         stream=StreamSettings(pause_ms=500, idle_close_s=10.0),
+        chimes=ChimeSettings(important=chime),
         source=path,
     )
     assert settings.speechkit.credential_kind == "api_key"
     assert not settings.speechkit.uses_local
     assert isinstance(settings.speechkit.connect_timeout, float)
+
+
+def test_a_missing_chime_is_named(tmp_path):
+    errors = errors_of(tmp_path, '[chimes]\nimportant = "nowhere.wav"\nimportnt = "x.wav"\n')
+    assert any(e.startswith("chimes.important:") and "nowhere.wav" in e for e in errors)
+    assert any("importnt" in e and "important" in e for e in errors)
 
 
 def test_device_may_be_a_name(tmp_path):
@@ -217,7 +232,7 @@ def test_keys_outside_any_section_are_errors(tmp_path):
         "voice: expected a table [voice], found a string",
         'key "speed" is outside any section; it belongs in [voice]',
         'unknown top-level key "colour"; '
-        "settings go in [speechkit], [voice], [audio], [control], [local], [stream]",
+        "settings go in [speechkit], [voice], [audio], [control], [local], [stream], [chimes]",
     ]
 
 
