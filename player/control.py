@@ -69,12 +69,14 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
                     if not request.text.strip():
                         continue
                     utterance = Utterance(self._stream, priority)
+                    utterance.feed(request.text)
                     utterance.done.add_done_callback(abandon_input)
                     # The id goes out first: a caller may want to cancel it at once.
                     await context.send_initial_metadata((("utterance-id", utterance.id),))
                     self._playback.submit(utterance)
                     _LOGGER.debug("%s queued (%s)", utterance.id, priority)
-                utterance.feed(request.text)
+                else:
+                    utterance.feed(request.text)
 
         def abandon_input(done: asyncio.Future[int]) -> None:
             # An utterance that failed while its text was still streaming in: tell the

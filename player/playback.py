@@ -188,11 +188,12 @@ class Playback:
                 heard_to[id(track)] = self.output.flushed_at if playing else track.start
             resumed: list[Utterance] = []
             for track, verdict in victims:
-                played, text = track.heard(heard_to.get(id(track), 0))
+                to = heard_to.get(id(track), 0)
+                played, text = track.heard(to)
                 utterance = track.utterance
                 utterance.played_frames += played
                 if verdict is Fate.POSTPONE and utterance.priority is Priority.MESSAGE:
-                    utterance.rewind(sum(not c.isspace() for c in text))
+                    utterance.rewind(sum(not c.isspace() for c in track.finished_text(to)))
                     resumed.append(utterance)
                     self.events.publish(
                         Event(

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 
 from player.config import StreamSettings
 from player.priority import Priority
-from player.sentences import ends_sentence, sentence_start
+from player.sentences import SentenceSplitter, ends_sentence, sentence_start
 from player.text import FORCE, MAX_UTTERANCE_CHARS, Piece, WordJoiner
 
 _LOGGER = logging.getLogger(__name__)
@@ -144,11 +144,17 @@ class Utterance:
     def _queue(self, piece: str, *, force_at_sentence_end: bool) -> None:
         if not piece:
             return
-        self._log.append(piece)
-        self._more.set()
-        self._unforced = True
-        if force_at_sentence_end and ends_sentence(piece):
-            self._force()
+        # One piece per sentence: each is forced, and an interrupted utterance can say
+        # which sentence was cut from the text chunks the service sends for each.
+        splitter = SentenceSplitter()
+        for sentence in [*splitter.feed(piece), splitter.flush()]:
+            if not sentence:
+                continue
+            self._log.append(sentence + " ")
+            self._more.set()
+            self._unforced = True
+            if force_at_sentence_end and ends_sentence(sentence + " "):
+                self._force()
 
     def _force(self) -> None:
         if self._unforced:
