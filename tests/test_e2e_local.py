@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -50,9 +51,17 @@ async def say_and_hear(daemon: Daemon, recorder: Recorder, text: str) -> tuple[f
         run_cli(daemon.config, daemon.env, "say", "--wait", text), TIMEOUT
     )
     assert result.returncode == 0, result.stderr + daemon.log
+    played_by = time.monotonic()
     played = float(result.stdout.split("played ")[1].split(" s")[0])
+    heard = speech_heard(0.4 * played, before)
+
+    def all_arrived(x: np.ndarray) -> bool:
+        # A pause between sentences also looks like the end: wait until what arrives
+        # was recorded after the last sample was played, whatever the sink's latency.
+        return heard(x) and recorder.arrival_time(len(x) - 1) >= played_by + 0.3
+
     # Speech is at least 40 % sound: words, with pauses between them.
-    x = await asyncio.to_thread(recorder.wait_until, speech_heard(0.4 * played, before), TIMEOUT)
+    x = await asyncio.to_thread(recorder.wait_until, all_arrived, TIMEOUT)
     return played, x[before:]
 
 
