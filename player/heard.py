@@ -59,7 +59,9 @@ class Track:
         if self.start is None:
             return 0, ""
         played = min(max(heard_to - self.start, 0), self.written)
-        return played, "".join(text for position, text in self.spoken if position < heard_to)
+        # Services may send each chunk stripped: words of two chunks must not run together.
+        begun = (text.strip() for position, text in self.spoken if position < heard_to)
+        return played, " ".join(text for text in begun if text)
 
     def finished_text(self, heard_to: int) -> str:
         """The text of the chunks heard to their end."""

@@ -1,4 +1,6 @@
 from player.events import LISTENER_QUEUE, Event, EventBus
+from player.heard import Track
+from player.utterance import Utterance
 
 
 async def test_every_listener_gets_each_event_in_order():
@@ -26,3 +28,10 @@ async def test_a_listener_that_left_gets_nothing_and_holds_nothing():
         pass
     bus.publish(Event("queued", "u1"))
     assert queue.empty()
+
+
+async def test_heard_text_keeps_stripped_chunks_apart():
+    track = Track(Utterance(), start=100, written=1000)
+    track.spoken = [(100, "Sure."), (400, "The museum opens "), (900, "at nine.")]
+    assert track.heard(500) == (400, "Sure. The museum opens")
+    assert track.finished_text(500) == "Sure."
