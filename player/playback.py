@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Protocol
+from typing import Literal, Protocol
 
 import grpc
 
@@ -195,15 +195,7 @@ class Playback:
                 if verdict is Fate.POSTPONE and utterance.priority is Priority.MESSAGE:
                     utterance.rewind(sum(not c.isspace() for c in track.finished_text(to)))
                     resumed.append(utterance)
-                    self.events.publish(
-                        Event(
-                            "interrupted",
-                            utterance.id,
-                            played_ms=self._ms(utterance.played_frames),
-                            text=text.strip(),
-                            reason=why,
-                        )
-                    )
+                    self._publish_end("interrupted", utterance, why, text)
                 else:
                     self._postpone_or_drop(utterance, verdict, why, text)
             for utterance in reversed(resumed):
@@ -224,18 +216,16 @@ class Playback:
         utterance.close()
         utterance.fail(SynthesisError(why, grpc.StatusCode.CANCELLED))
         self.heard.counters.cancelled += 1
-        self.events.publish(
-            Event(
-                "cancelled",
-                utterance.id,
-                played_ms=self._ms(utterance.played_frames),
-                text=heard_text.strip(),
-                reason=why,
-            )
-        )
+        self._publish_end("cancelled", utterance, why, heard_text)
 
-    def _ms(self, frames: int) -> int:
-        return frames * 1000 // self.output.device.samplerate
+    def _publish_end(
+        self, kind: Literal["interrupted", "cancelled"], utterance: Utterance, why: str, text: str
+    ) -> None:
+        """An utterance pushed aside: what of it was heard, and why."""
+        played_ms = utterance.played_frames * 1000 // self.output.device.samplerate
+        self.events.publish(
+            Event(kind, utterance.id, played_ms=played_ms, text=text.strip(), reason=why)
+        )
 
     # -- the worker ----------------------------------------------------------------
 
