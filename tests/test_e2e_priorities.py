@@ -40,12 +40,35 @@ async def daemon(tone_server: ToneServer, daemons: Daemons) -> Daemon:
     return await daemons.start(tone_server.address, KEY)
 
 
-async def collect(stream: EventStream, into: Events, done: asyncio.Event, until: str) -> None:
-    """Every event, as the CLI prints it; `done` is set on the first of kind `until`."""
-    async for event in stream:
-        into.append(event_dict(event))
-        if event.kind == until:
-            done.set()
+class Listener:
+    """Every event from subscribing on, as the CLI prints it, in `events`."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self.events: Events = []
+        self._arrived = asyncio.Condition()
+
+    async def __aenter__(self) -> Listener:
+        self._stream = await self._client.subscribe()
+        self._task = asyncio.create_task(self._collect(self._stream))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stream.close()
+        self._task.cancel()
+
+    async def _collect(self, stream: EventStream) -> None:
+        async for event in stream:
+            async with self._arrived:
+                self.events.append(event_dict(event))
+                self._arrived.notify_all()
+
+    async def finished(self, utterance_id: str) -> None:
+        async with self._arrived:
+            await asyncio.wait_for(
+                self._arrived.wait_for(lambda: bool(of(self.events, utterance_id, "finished"))),
+                TIMEOUT,
+            )
 
 
 def of(events: Events, utterance_id: str, kind: str | None = None) -> Events:
@@ -82,12 +105,8 @@ def silent_after(recorder: Recorder, x: Recording, start: int, asked: float) -> 
 async def test_important_cuts_a_message_which_resumes_from_the_cut_sentence(
     tone_server: ToneServer, daemon: Daemon, recorder: Recorder
 ) -> None:
-    events: Events = []
-    finished = asyncio.Event()
     start = recorder.sample_count()
-    async with Client(daemon.socket) as client:
-        stream = await client.subscribe()
-        listening = asyncio.create_task(collect(stream, events, finished, "finished"))
+    async with Client(daemon.socket) as client, Listener(client) as listener:
         message = (await client.say(MESSAGE)).utterance_id
         # Well into the second sentence (each lasts about 1.1 s).
         await heard_at_least(recorder, start, 1700)
@@ -96,13 +115,8 @@ async def test_important_cuts_a_message_which_resumes_from_the_cut_sentence(
         important = (await client.say("Attention please.", priority="important")).utterance_id
         await tone_server.wait_calls(2, TIMEOUT)
         tone_server.script = SCRIPT
-        # The first `finished` is the important one's; then the message's.
-        await asyncio.wait_for(finished.wait(), TIMEOUT)
-        finished.clear()
-        if not of(events, message, "finished"):
-            await asyncio.wait_for(finished.wait(), TIMEOUT)
-        stream.close()
-        listening.cancel()
+        await listener.finished(message)
+    events = listener.events
 
     x = await quiet_for(recorder, start, 0.3)
     assert silent_after(recorder, x, start, asked) < 0.250
@@ -130,19 +144,14 @@ async def test_important_cuts_a_message_which_resumes_from_the_cut_sentence(
 async def test_text_replaces_text(
     tone_server: ToneServer, daemon: Daemon, recorder: Recorder
 ) -> None:
-    events: Events = []
-    finished = asyncio.Event()
     start = recorder.sample_count()
-    async with Client(daemon.socket) as client:
-        stream = await client.subscribe()
-        listening = asyncio.create_task(collect(stream, events, finished, "finished"))
+    async with Client(daemon.socket) as client, Listener(client) as listener:
         first = (await client.say(MESSAGE, priority="text")).utterance_id
         await heard_at_least(recorder, start, 800)
         asked = time.monotonic()
         second = (await client.say("Newer text.", priority="text")).utterance_id
-        await asyncio.wait_for(finished.wait(), TIMEOUT)
-        stream.close()
-        listening.cancel()
+        await listener.finished(second)
+    events = listener.events
 
     x = await quiet_for(recorder, start, 0.3)
     assert silent_after(recorder, x, start, asked) < 0.250
