@@ -22,10 +22,10 @@ import numpy as np
 
 from bench import measure, system, timeline
 from bench.measure import Run
-from player.client import Client
-from player.tone_server import ToneScript, ToneServer
-from tests.daemon import Daemon, clean_env, run_cli, write_config
-from tests.pulse import PulseServer, Recorder
+from player.control.client import Client
+from tests.harness.daemon import Daemon, clean_env, run_cli, write_config
+from tests.harness.pulse import PulseServer, Recorder
+from tests.harness.tone_server import ToneScript, ToneServer
 
 TEXT = (
     "Attention, please. The museum closes in fifteen minutes. "
@@ -229,7 +229,7 @@ async def cpu_over(pid: int, seconds: float) -> float:
 async def local_contenders(bench: Bench, runs: int) -> list[Run]:
     """Contender 4: the daemon with its Piper synthesizer against `piper --output-raw |
     aplay`, both warm, same voice, same text."""
-    from player.piper_engine import default_model
+    from player.local.engine import default_model
 
     daemon = await bench.daemon("local", None)
     await bench.timed("warm-up", 0.0, daemon_api(daemon, "Warming up."), daemon, min_s=0.3)

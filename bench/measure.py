@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from tests import audio_analysis as aa
-from tests.pulse import Recorder
+from tests.harness import audio_analysis as aa
+from tests.harness.pulse import Recorder
 
 RATE = Recorder.rate
 GAP_S = 0.010

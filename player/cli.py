@@ -17,15 +17,16 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from player.config import ConfigError, Settings, default_config, load_settings
+from player.config import Settings, default_config, load_settings
+from player.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
-    from player.client import Client
+    from player.control.client import Client
     from player.generated.speechkit_player.control.v1 import control_pb2
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-# player.priority.Priority's values, spelled out so `say` need not import the daemon's side.
+# player.speech.priority.Priority's values, spelled out so `say` need not import the daemon's side.
 PRIORITIES = ("important", "message", "text", "notification", "progress")
 
 
@@ -110,11 +111,12 @@ def _serve_local(
     settings: Settings, listen: str | None, exit_with_stdin: bool, verbose: bool
 ) -> None:
     _log_to_stderr(verbose)
-    from player.piper_engine import LocalEngineError, check_installed
+    from player.errors import LocalEngineError
+    from player.local.engine import check_installed
 
     try:
         check_installed(settings.local)
-        from player.local_server import serve
+        from player.local.server import serve
 
         asyncio.run(serve(settings.local, listen or settings.local.listen, exit_with_stdin))
     except LocalEngineError as err:
@@ -125,7 +127,8 @@ def _serve_local(
 
 def _run_daemon(settings: Settings, verbose: bool) -> None:
     _log_to_stderr(verbose)
-    from player.daemon import DaemonError, run
+    from player.daemon import run
+    from player.errors import DaemonError
 
     try:
         asyncio.run(run(settings))
@@ -135,7 +138,8 @@ def _run_daemon(settings: Settings, verbose: bool) -> None:
 
 
 async def _client(settings: Settings, args: argparse.Namespace) -> int:
-    from player.client import Client, ClientError
+    from player.control.client import Client
+    from player.errors import ClientError
 
     async with Client(settings.control.socket) as client:
         try:
@@ -174,7 +178,7 @@ async def _client(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _say(client: Client, words: list[str], wait: bool, priority: str) -> int:
-    from player.client import ClientError
+    from player.errors import ClientError
 
     if words == ["-"]:
         text: str | AsyncIterator[str] = _stdin_pieces()
@@ -195,10 +199,6 @@ async def _say(client: Client, words: list[str], wait: bool, priority: str) -> i
     else:
         print(reply.utterance_id)
     return 0
-
-
-class InputError(Exception):
-    """Standard input could not be read as text."""
 
 
 async def _stdin_pieces() -> AsyncIterator[str]:

@@ -10,16 +10,18 @@ import signal
 
 import grpc
 
+from player.audio.devices import output_devices, resolve_device
+from player.audio.output import AudioOutput
 from player.config import Settings, SpeechKitSettings
-from player.control import ControlServer, PlayerService
-from player.devices import output_devices, resolve_device
-from player.fallback import Fallback
+from player.control.server import ControlServer, PlayerService
+from player.errors import DaemonError, LocalEngineError
 from player.generated.speechkit_player.control.v1 import control_pb2
-from player.local_process import LocalSynthesis, LocalSynthesizer
-from player.output import AudioOutput
-from player.piper_engine import LocalEngineError, check_installed
-from player.playback import Playback, Synthesis
-from player.session import Synthesizer
+from player.local.engine import check_installed
+from player.speech.playback import Playback
+from player.synthesis.fallback import Fallback
+from player.synthesis.interface import Synthesis
+from player.synthesis.local_process import LocalSynthesis, LocalSynthesizer
+from player.synthesis.speechkit import Synthesizer
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -32,10 +34,6 @@ _CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2000),
 ]
-
-
-class DaemonError(Exception):
-    """The daemon cannot start; the message says why."""
 
 
 def open_channel(speechkit: SpeechKitSettings) -> grpc.aio.Channel:
@@ -114,8 +112,8 @@ def _synthesis(settings: Settings, samplerate: int) -> _Synthesis:
 
 async def run(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT. Raises DaemonError when it cannot start."""
-    from player.chimes import ChimeError, load_chimes
-    from player.devices import OutputError
+    from player.audio.chimes import load_chimes
+    from player.errors import ChimeError, OutputError
 
     try:
         device = resolve_device(settings.audio)

@@ -1,20 +1,14 @@
-"""Shared pytest fixtures."""
+"""What every test gets: its marker from its folder (`unit` or `e2e`), and a check that it
+leaves no thread running. The end-to-end fixtures are in `tests/e2e/conftest.py`."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.daemon import Daemons, clean_env
-from tests.pulse import PulseServer, Recorder
-
-# --- Audio harness: private sound server, recorder, thread-leak check --------------------
-# Owned by the test-harness work (tests/pulse.py, tests/audio_analysis.py); append other
-# fixtures below this block rather than inside it.
 
 THREAD_FINISH_TIMEOUT = 2.0
 """Seconds a test's threads get to finish after it returns (a stream or reader that was told
@@ -39,26 +33,12 @@ def verify_threads_ended() -> Iterator[None]:
         pytest.fail(f"test left threads running: {sorted(leaked)}", pytrace=False)
 
 
-@pytest.fixture(scope="session")
-def pulse() -> Iterator[PulseServer]:
-    """A private PulseAudio server with a null sink "speaker"; see tests/pulse.py."""
-    with PulseServer() as server:
-        yield server
+TESTS = Path(__file__).resolve().parent
 
 
-@pytest.fixture
-def recorder(pulse: PulseServer) -> Iterator[Recorder]:
-    """Records speaker.monitor; already receiving data when the test starts."""
-    with Recorder(pulse) as rec:
-        yield rec
-
-
-# --- End of audio harness block ------------------------------------------------------------
-
-
-@pytest.fixture
-async def daemons(pulse: PulseServer, tmp_path: Path) -> AsyncIterator[Daemons]:
-    """Starts real daemons on the private sound server; stops them all after the test."""
-    daemons = Daemons(tmp_path, clean_env(pulse.env))
-    yield daemons
-    await daemons.stop_all()
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`pytest -m unit` runs in seconds; `-m e2e` starts sound servers and daemons."""
+    for item in items:
+        kind = item.path.relative_to(TESTS).parts[0]
+        if kind in ("unit", "e2e"):
+            item.add_marker(getattr(pytest.mark, kind))

@@ -1,0 +1,36 @@
+"""Layer `config`: the settings (frozen dataclasses) and reading them from TOML.
+
+Owns: `settings` (the dataclasses, each field with its unit), `loader` (TOML and the
+environment, every error reported at once), `reader` (typed reads from one table),
+`credentials` (secrets that never show in a message).
+May import: `player.errors`, `player.limits`. Every other layer may import this one.
+"""
+
+from player.config.credentials import Secret
+from player.config.loader import default_config, load_settings
+from player.config.settings import (
+    AudioSettings,
+    ChimeSettings,
+    ControlSettings,
+    LocalSettings,
+    Settings,
+    SpeechKitSettings,
+    StreamSettings,
+    VoiceSettings,
+)
+from player.errors import ConfigError
+
+__all__ = [
+    "AudioSettings",
+    "ChimeSettings",
+    "ConfigError",
+    "ControlSettings",
+    "LocalSettings",
+    "Secret",
+    "Settings",
+    "SpeechKitSettings",
+    "StreamSettings",
+    "VoiceSettings",
+    "default_config",
+    "load_settings",
+]

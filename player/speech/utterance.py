@@ -1,0 +1,184 @@
+"""One utterance's text as it streams in, turned into what a synthesis call sends.
+
+Pieces of any size (single LLM tokens included) are joined at word boundaries; each
+piece sent ends with a space. A sentence end, or a pause in the input, adds
+`force_synthesis`, so the service speaks what it has instead of waiting for more. A
+stall is silence, never the end; only an input left idle for `idle_close_s` is closed.
+
+Everything queued is kept, and each synthesis call reads it from a cursor: an utterance
+cut by a more important one is spoken again by a new call that starts from the sentence
+that was cut (`rewind`), then goes on with whatever text came meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from player import limits
+from player.config import StreamSettings
+from player.errors import TextError
+from player.speech.priority import Priority
+from player.speech.sentences import SentenceSplitter, ends_sentence, sentence_start
+from player.speech.text import WordJoiner
+from player.synthesis.interface import FORCE, Piece
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class Utterance:
+    """Text arriving in pieces, and a future for the frames it played."""
+
+    _ids = itertools.count(1)
+
+    def __init__(
+        self, settings: StreamSettings | None = None, priority: Priority = Priority.MESSAGE
+    ) -> None:
+        settings = settings or StreamSettings()
+        self.id = f"u{next(self._ids)}"
+        self.priority = priority
+        self.played_frames = 0
+        """Frames heard in earlier, interrupted runs."""
+        self.runs = 0
+        """Synthesis calls started for it (more than one after an interruption)."""
+        self.chars = 0
+        self.created = time.monotonic()
+        """When it was asked for: `started` events count from here."""
+        self.idle_closed = False
+        """Closed because its input stayed idle for `idle_close_s`."""
+        self._pause = settings.pause_ms / 1000
+        self._idle = settings.idle_close_s
+        self._joiner = WordJoiner()
+        self._log: list[Piece] = []  # everything queued, in order
+        self._next = 0  # the log item a call takes next
+        self._skip = 0  # characters of that item already spoken (after a rewind)
+        self._run_start = (0, 0)  # (_next, _skip) when the current call began
+        self._more = asyncio.Event()
+        self._closed = False
+        self._unforced = False  # text queued since the last force_synthesis
+        self._loop = asyncio.get_running_loop()
+        self._timers: list[asyncio.TimerHandle] = []
+        self.done: asyncio.Future[int] = self._loop.create_future()
+        # Nobody awaits a fire-and-forget `say`; its failure is logged and counted.
+        self.done.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    def feed(self, text: str) -> None:
+        if self._closed:
+            why = (
+                f"it was closed after {self._idle:g} s without text ([stream] idle_close_s)"
+                if self.idle_closed
+                else "it has already ended"
+            )
+            raise TextError(f"no more text for {self.id}: {why}")
+        self.chars += len(text)
+        if self.chars > limits.TEXT_PER_CALL:
+            raise TextError(
+                f"text too long: over {limits.TEXT_PER_CALL} characters in one utterance "
+                "(SpeechKit's streaming limit); split it into several"
+            )
+        self._queue(self._joiner.feed(text), force_at_sentence_end=True)
+        self._rearm()
+
+    def close(self) -> None:
+        """The text has ended (half-closing the call flushes it; no force needed)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._cancel_timers()
+        self._queue(self._joiner.finish(), force_at_sentence_end=False)
+        self._more.set()
+
+    async def pieces(self) -> AsyncIterator[Piece]:
+        """What one synthesis call sends, from where the last one was cut."""
+        self.runs += 1
+        self._run_start = (self._next, self._skip)
+        while True:
+            if self._next < len(self._log):
+                piece = self._log[self._next]
+                if self._skip and isinstance(piece, str):
+                    piece = piece[self._skip :]
+                self._next, self._skip = self._next + 1, 0
+                yield piece
+            elif self._closed:
+                return
+            else:
+                self._more.clear()
+                await self._more.wait()
+
+    def rewind(self, heard_chars: int) -> None:
+        """Have the next call start again at the sentence of this call's text that was
+        being spoken when ``heard_chars`` non-space characters of it had been heard."""
+        index, skip = self._run_start
+        texts = [(i, p) for i, p in enumerate(self._log[index : self._next], index)]
+        text, owners = "", list[tuple[int, int]]()  # owners[k]: (log item, offset) of text[k]
+        for i, piece in texts:
+            if isinstance(piece, str):
+                offset = skip if i == index else 0
+                owners.extend((i, offset + k) for k in range(len(piece) - offset))
+                text += piece[offset:]
+        seen, at = 0, len(text)
+        for k, char in enumerate(text):
+            if not char.isspace():
+                if seen == heard_chars:
+                    at = k
+                    break
+                seen += 1
+        if at == len(text):
+            return  # all of it was heard: go on from where the call stopped
+        self._next, self._skip = owners[sentence_start(text, at)]
+
+    def resolve(self, frames: int) -> None:
+        self._cancel_timers()
+        if not self.done.done():
+            self.done.set_result(frames)
+
+    def fail(self, error: Exception) -> None:
+        self._cancel_timers()
+        if not self.done.done():
+            self.done.set_exception(error)
+
+    def _queue(self, piece: str, *, force_at_sentence_end: bool) -> None:
+        if not piece:
+            return
+        # One piece per sentence: each is forced, and an interrupted utterance can say
+        # which sentence was cut from the text chunks the service sends for each.
+        splitter = SentenceSplitter()
+        for sentence in [*splitter.feed(piece), splitter.flush()]:
+            if not sentence:
+                continue
+            self._log.append(sentence + " ")
+            self._more.set()
+            self._unforced = True
+            if force_at_sentence_end and ends_sentence(sentence + " "):
+                self._force()
+
+    def _force(self) -> None:
+        if self._unforced:
+            self._log.append(FORCE)
+            self._more.set()
+            self._unforced = False
+
+    def _rearm(self) -> None:
+        self._cancel_timers()
+        self._timers = [
+            self._loop.call_later(self._pause, self._paused),
+            self._loop.call_later(self._idle, self._idled),
+        ]
+
+    def _cancel_timers(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers = []
+
+    def _paused(self) -> None:
+        # A word held back waiting for its end is as complete as it will be for a while.
+        self._queue(self._joiner.finish(), force_at_sentence_end=False)
+        self._force()
+
+    def _idled(self) -> None:
+        _LOGGER.warning("%s: no text for %g s; closed ([stream] idle_close_s)", self.id, self._idle)
+        self.idle_closed = True
+        self.close()

@@ -1,0 +1,73 @@
+"""What every way of synthesising shares: text pieces in, PCM frames (and the text they
+speak) out.
+
+A `Synthesis` takes an utterance's pieces, text ending in whitespace or `FORCE`, and
+hands each chunk of audio to a `Sink` as it arrives. The SpeechKit client, the local
+synthesizer's process and the fallback between them all implement it, so the playback
+worker never knows which one speaks.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from player.audio.ring import Frames
+
+
+class Force(enum.Enum):
+    """Among text pieces: have the service synthesise what it was sent so far, now."""
+
+    SYNTHESIS = "force_synthesis"
+
+
+FORCE = Force.SYNTHESIS
+Piece = str | Force
+"""What a synthesis call sends after its options: text (ending in a space) or FORCE."""
+
+
+@dataclass(frozen=True)
+class WordTiming:
+    word: str
+    start_ms: int
+    """From the start of the utterance's audio, milliseconds."""
+    length_ms: int
+
+
+@dataclass(frozen=True)
+class Spoken:
+    """A response's text_chunk: the text its audio, from start_ms on, speaks."""
+
+    text: str
+    start_ms: int
+    """From the start of the call's audio, milliseconds."""
+    words: tuple[WordTiming, ...] = ()
+
+
+class Sink(Protocol):
+    """Where a call's output goes."""
+
+    async def audio(self, frames: Frames) -> None: ...
+
+    def spoken(self, spoken: Spoken) -> None:
+        """Called after the audio of the same response was passed to ``audio``."""
+
+
+@dataclass(frozen=True)
+class CallResult:
+    frames: int
+    """Frames of audio received."""
+    request_id: str
+    """The server's ``x-request-id``, if it sent one."""
+    first_audio_delay: float | None
+    """Seconds from the call's start to the first audio chunk."""
+    fallback: bool = False
+    """The local synthesizer spoke it because the configured endpoint was unreachable."""
+
+
+class Synthesis(Protocol):
+    """Speaks one utterance's pieces into a sink; raises SynthesisError when it cannot."""
+
+    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult: ...

@@ -1,0 +1,275 @@
+"""One SpeechKit ``StreamSynthesis`` call: options, text pieces, half-close; audio out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable
+
+import grpc
+
+from player.config import SpeechKitSettings, VoiceSettings
+from player.errors import SynthesisError
+from player.generated.speechkit.tts.v3 import tts_pb2, tts_service_pb2_grpc
+from player.synthesis.interface import FORCE, CallResult, Piece, Sink, Spoken, WordTiming
+from player.synthesis.pcm import Linear16Decoder
+
+_LOGGER = logging.getLogger(__name__)
+
+
+# Once all text is sent, the service answers within seconds; a silent server beyond
+# this is treated as dead rather than left to hang the queue.
+RESPONSE_TIMEOUT = 30.0
+
+_LOUDNESS = {
+    "LUFS": tts_pb2.LUFS,
+    "MAX_PEAK": tts_pb2.MAX_PEAK,
+}
+
+_EXPLAIN = {
+    grpc.StatusCode.UNAUTHENTICATED: "authentication failed: SpeechKit rejected the API key "
+    "or IAM token",
+    grpc.StatusCode.PERMISSION_DENIED: "permission denied: the key or token may not use "
+    "SpeechKit synthesis in this folder",
+    grpc.StatusCode.INVALID_ARGUMENT: "SpeechKit rejected the request",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "SpeechKit quota exceeded; try again later",
+    grpc.StatusCode.UNAVAILABLE: "SpeechKit endpoint unavailable",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "SpeechKit did not answer in time",
+    grpc.StatusCode.CANCELLED: "synthesis cancelled",
+}
+
+
+# What grpc.aio reports instead of the server's status when a write races the end of
+# the call (see Synthesizer._probe).
+_CORE_ARTEFACT = "Internal error from Core"
+# Verdicts a message-less probe call can reproduce faithfully.
+_PROBE_EXPLAINS = frozenset(
+    {
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.UNAVAILABLE,
+    }
+)
+
+
+def build_options(voice: VoiceSettings, samplerate: int) -> tts_pb2.SynthesisOptions:
+    options = tts_pb2.SynthesisOptions(
+        voice=voice.voice,
+        role=voice.role,
+        speed=voice.speed,
+        pitch_shift=voice.pitch_shift,
+        loudness_normalization_type=_LOUDNESS[voice.loudness],
+        output_audio_spec=tts_pb2.AudioFormatOptions(
+            raw_audio=tts_pb2.RawAudio(
+                audio_encoding=tts_pb2.RawAudio.LINEAR16_PCM, sample_rate_hertz=samplerate
+            )
+        ),
+    )
+    if voice.volume is not None:
+        options.volume = voice.volume
+    return options
+
+
+def _spoken(response: tts_pb2.StreamSynthesisResponse) -> Spoken:
+    words = tuple(WordTiming(w.word, w.start_ms, w.length_ms) for w in response.word_timings)
+    return Spoken(response.text_chunk.text, response.start_ms, words)
+
+
+def _request(piece: Piece) -> tts_pb2.StreamSynthesisRequest:
+    if piece is FORCE:
+        return tts_pb2.StreamSynthesisRequest(force_synthesis=tts_pb2.ForceSynthesisEvent())
+    return tts_pb2.StreamSynthesisRequest(synthesis_input=tts_pb2.SynthesisInput(text=piece))
+
+
+def _metadata_value(metadata: Iterable[tuple[str, str | bytes]] | None, key: str) -> str:
+    for name, value in metadata or ():
+        if name == key:
+            return value.decode(errors="replace") if isinstance(value, bytes) else value
+    return ""
+
+
+class Synthesizer:
+    """Opens ``StreamSynthesis`` calls on one long-lived channel."""
+
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        speechkit: SpeechKitSettings,
+        voice: VoiceSettings,
+        samplerate: int,
+        response_timeout: float = RESPONSE_TIMEOUT,
+        *,
+        fail_fast: bool = False,
+    ) -> None:
+        """`fail_fast`: a channel that just failed to connect fails the call at once,
+        instead of waiting up to connect_timeout for the next attempt (for callers that
+        have somewhere else to go)."""
+        self._channel = channel
+        self._stub = tts_service_pb2_grpc.SynthesizerStub(channel)
+        self._speechkit = speechkit
+        self._options = build_options(voice, samplerate)
+        self._response_timeout = response_timeout
+        self._fail_fast = fail_fast
+
+    def _metadata(self, request_id: str) -> list[tuple[str, str]]:
+        sk = self._speechkit
+        metadata = [("x-client-request-id", request_id)]
+        if sk.api_key:
+            metadata.append(("authorization", f"Api-Key {sk.api_key.reveal()}"))
+        elif sk.iam_token:
+            metadata.append(("authorization", f"Bearer {sk.iam_token.reveal()}"))
+        if sk.folder_id:
+            metadata.append(("x-folder-id", sk.folder_id))
+        return metadata
+
+    def _scrub(self, text: str) -> str:
+        """Servers may echo what they were sent; a secret never goes further than here."""
+        for secret in (self._speechkit.api_key, self._speechkit.iam_token):
+            if secret:
+                text = text.replace(secret.reveal(), "<secret>")
+        return text
+
+    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
+        """Send ``pieces`` (text ending with whitespace, or FORCE) and pass the audio to
+        ``sink`` as it arrives. Raises SynthesisError; CancelledError cancels the call."""
+        await self._connected()
+        client_id = str(uuid.uuid4())
+        call = self._stub.StreamSynthesis(metadata=self._metadata(client_id))
+        started = time.monotonic()
+        decoder = Linear16Decoder()
+        frames = 0
+        first_audio: float | None = None
+        input_done = asyncio.Event()
+
+        async def send() -> None:
+            try:
+                await call.write(tts_pb2.StreamSynthesisRequest(options=self._options))
+                async for piece in pieces:
+                    await call.write(_request(piece))
+                await call.done_writing()
+            except asyncio.InvalidStateError:
+                # The server ended the call before we were done (a rejected key, an
+                # abort): the reader gets its status.
+                pass
+            input_done.set()
+
+        async def receive() -> None:
+            nonlocal frames, first_audio
+            loop = asyncio.get_running_loop()
+            async with asyncio.timeout(None) as idle:
+                async for response in call:
+                    if input_done.is_set():
+                        idle.reschedule(loop.time() + self._response_timeout)
+                    data = response.audio_chunk.data
+                    if data:
+                        if first_audio is None:
+                            first_audio = time.monotonic() - started
+                        chunk = decoder.decode(data)
+                        frames += len(chunk)
+                        if len(chunk):
+                            # Time spent waiting for room (a paused output) is ours,
+                            # not the server's silence.
+                            idle.reschedule(None)
+                            await sink.audio(chunk)
+                            if input_done.is_set():
+                                idle.reschedule(loop.time() + self._response_timeout)
+                    if response.text_chunk.text:
+                        sink.spoken(_spoken(response))
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(send())
+                group.create_task(receive())
+        except* grpc.aio.AioRpcError as errors:
+            err = errors.exceptions[0]
+            assert isinstance(err, grpc.aio.AioRpcError)
+            code, details = err.code(), err.details() or ""
+            if code is grpc.StatusCode.INTERNAL and details == _CORE_ARTEFACT:
+                code, details = await self._probe()
+            raise self._error(err, code, details, client_id) from None
+        except* TimeoutError:
+            call.cancel()
+            raise SynthesisError(
+                f"SpeechKit sent nothing for {self._response_timeout:.0f} s; gave up",
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+            ) from None
+        except* Exception as errors:
+            # The sink's own errors (a stalled device) go to the caller unwrapped.
+            raise errors.exceptions[0] from None
+        finally:
+            call.cancel()  # no-op once finished; ends the RPC if we were cancelled
+        if decoder.pending:
+            _LOGGER.warning("the audio stream ended in the middle of a sample; last byte dropped")
+        request_id = _metadata_value(await call.initial_metadata(), "x-request-id")
+        return CallResult(frames, request_id, first_audio)
+
+    async def _connected(self) -> None:
+        """Wait (bounded) for the channel: a call made while grpc is between reconnect
+        attempts would fail at once although the endpoint may be back a moment later."""
+        ready, failed = grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE
+        state = self._channel.get_state(try_to_connect=True)
+        timeout = self._speechkit.connect_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                while state is not ready:
+                    if self._fail_fast and state is failed:
+                        raise SynthesisError(
+                            self._unavailable("cannot connect"), grpc.StatusCode.UNAVAILABLE
+                        )
+                    await self._channel.wait_for_state_change(state)
+                    state = self._channel.get_state(try_to_connect=True)
+        except TimeoutError:
+            message = self._unavailable(f"no connection within {timeout:g} s")
+            _LOGGER.warning("synthesis failed: %s", message)
+            raise SynthesisError(message, grpc.StatusCode.UNAVAILABLE) from None
+
+    async def _probe(self) -> tuple[grpc.StatusCode, str]:
+        """The server's real verdict after grpc reported only its internal artefact.
+
+        grpc.aio overwrites the server's status with INTERNAL when a write races the server
+        ending the call (grpc/grpc#36066), which is exactly what a rejected key does. A call
+        that writes nothing and half-closes at once cannot hit that race, and the service
+        checks credentials before it reads a message, so its status tells what happened.
+        """
+        call = self._stub.StreamSynthesis(metadata=self._metadata(str(uuid.uuid4())))
+        try:
+            async with asyncio.timeout(self._response_timeout):
+                await call.done_writing()
+                async for _ in call:
+                    pass
+        except grpc.aio.AioRpcError as err:
+            if err.code() in _PROBE_EXPLAINS:
+                return err.code(), err.details() or ""
+        except TimeoutError:
+            pass
+        finally:
+            call.cancel()
+        return grpc.StatusCode.UNKNOWN, "the stream ended unexpectedly"
+
+    def _unavailable(self, details: str) -> str:
+        """Names the endpoint: "unavailable" alone does not say which one to check."""
+        return f"{_EXPLAIN[grpc.StatusCode.UNAVAILABLE]} ({self._speechkit.endpoint}): {details}"
+
+    def _error(
+        self, err: grpc.aio.AioRpcError, code: grpc.StatusCode, details: str, client_id: str
+    ) -> SynthesisError:
+        details = self._scrub(details)
+        request_id = _metadata_value(err.initial_metadata(), "x-request-id") or _metadata_value(
+            err.trailing_metadata(), "x-request-id"
+        )
+        if code is grpc.StatusCode.UNAVAILABLE:
+            message = self._unavailable(details)
+        else:
+            summary = _EXPLAIN.get(code, f"synthesis failed ({code.name})")
+            message = f"{summary}: {details}" if details else summary
+        _LOGGER.warning(
+            "synthesis failed: %s [%s] (x-request-id=%s, x-client-request-id=%s)",
+            message,
+            code.name,
+            request_id or "-",
+            client_id,
+        )
+        return SynthesisError(message, code, request_id)

@@ -1,0 +1,61 @@
+"""A stand-in for sounddevice.OutputStream: the test plays the PortAudio thread."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from player.audio.devices import DeviceInfo
+from player.audio.output import AudioOutput
+from player.config import AudioSettings
+
+
+class FakeStream:
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        self.callback: Callable[..., None] = kwargs["callback"]
+        self.channels: int = kwargs["channels"]
+        self.active = False
+        self.latency = 0.01
+        # Set by start() and stop(), which the output may call from a worker thread.
+        self.started = threading.Event()
+        self.stopped = threading.Event()
+
+    def start(self) -> None:
+        self.active = True
+        self.stopped.clear()
+        self.started.set()
+
+    def stop(self) -> None:
+        self.active = False
+        self.started.clear()
+        self.stopped.set()
+
+    def close(self) -> None:
+        self.active = False
+
+    def pull(self, frames: int) -> np.ndarray:
+        """One callback, as PortAudio makes it, with garbage in the buffer beforehand."""
+        out = np.full((frames, self.channels), 7.0, dtype=np.float32)
+        self.callback(out, frames, None, None)
+        return out
+
+
+def make_output(
+    rate: int = 8000, channels: int = 2, **audio: Any
+) -> tuple[AudioOutput, list[FakeStream]]:
+    streams: list[FakeStream] = []
+
+    def factory(**kwargs: Any) -> FakeStream:
+        stream = FakeStream(**kwargs)
+        streams.append(stream)
+        return stream
+
+    settings = AudioSettings(samplerate=rate, **audio)
+    device = DeviceInfo("fake", rate, channels, round(rate * settings.block_ms / 1000))
+    output = AudioOutput(settings, device, stream_factory=factory)
+    output.open()
+    return output, streams

@@ -1,0 +1,339 @@
+"""A scripted SpeechKit v3-compatible server that "speaks" sine tones.
+
+It answers `speechkit.tts.v3.Synthesizer/StreamSynthesis` the way the cloud does (auth,
+options checks, audio streamed back in arbitrary chunks while text keeps arriving), but the
+audio is a tone whose length follows the text, so tests can compare it byte for byte with
+`ToneServer.expected_pcm`. A `ToneScript` chooses latency, pacing, chunk sizes and faults.
+
+Run it stand-alone with `python -m tests.harness.tone_server --listen 127.0.0.1:50051`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import grpc
+from grpc import aio
+
+from player.errors import Rejected
+from player.generated.speechkit.tts.v3 import tts_pb2
+from player.local.service import (
+    SPEECHKIT_VOICES,
+    Context,
+    Credentials,
+    bound_address,
+    check_options,
+    metadata_dict,
+    read_stream,
+    register,
+    send,
+    serve_call,
+)
+from tests.harness.tone_synth import (
+    BYTES_PER_SAMPLE,
+    Chunker,
+    Pacer,
+    ToneGenerator,
+    byte_offset_ms,
+    piece_samples,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ToneScript:
+    """What the server does on each call. Replace `ToneServer.script` to change it; a call
+    keeps the script it started with."""
+
+    frequency_hz: float = 440.0
+    amplitude: float = 0.5
+    """Fraction of full scale."""
+    ms_per_char: float = 40.0
+    """Milliseconds of audio per character of text (spaces count)."""
+    first_chunk_delay: float = 0.0
+    """Seconds from the first text to the first audio chunk."""
+    realtime_factor: float = 0.0
+    """Audio seconds produced per wall second; 0 = as fast as possible."""
+    jitter: float = 0.0
+    """Seconds, uniform +/- on each chunk's send time (seeded RNG)."""
+    jitter_seed: int = 0
+    """Seed of the jitter RNG; call number k uses jitter_seed + k."""
+    hold_until_force: bool = False
+    """Speak text only at force_synthesis or the end of the input, as a service does
+    that waits for more context; False speaks each piece as it arrives."""
+    chunk_bytes: tuple[int, ...] = (4801, 3000, 1)
+    """Chunk sizes, cycled; odd sizes split samples on purpose."""
+    abort_after_bytes: int | None = None
+    """Abort the call once this many audio bytes were sent."""
+    abort_code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE
+    abort_message: str = "stream aborted by test server"
+    api_key: str | None = None
+    """If set, require `authorization: Api-Key <this>` (scheme case-insensitive)."""
+    iam_token: str | None = None
+    """If set, `authorization: Bearer <this>` is accepted too."""
+    voices: frozenset[str] = SPEECHKIT_VOICES
+
+
+@dataclass
+class CallRecord:
+    """One StreamSynthesis call as the server saw it."""
+
+    metadata: dict[str, str] = field(default_factory=dict)
+    options: tts_pb2.SynthesisOptions | None = None
+    texts: list[str] = field(default_factory=list)
+    forced: int = 0
+    """force_synthesis events received."""
+    audio: bytearray = field(default_factory=bytearray)
+    """Every PCM byte sent, in order."""
+    started: float = field(default_factory=time.monotonic)
+    first_request_at: float | None = None
+    """When the options message was read."""
+    chunk_times: list[float] = field(default_factory=list)
+    """When each audio chunk was sent."""
+    first_chunk_at: float | None = None
+    finished_at: float | None = None
+    """When the last chunk was sent (time.monotonic(), like the others)."""
+    status: grpc.StatusCode = grpc.StatusCode.OK
+    """OK, or the error the call ended with (CANCELLED when the client cancelled)."""
+    half_closed: bool = False
+    """The request stream ended. grpc ends it on a client cancel too: see `status`."""
+
+
+class _Call:
+    """One StreamSynthesis call: a reader of requests and a writer of paced audio, run
+    concurrently so text can keep arriving while earlier audio is paced out."""
+
+    def __init__(
+        self, script: ToneScript, record: CallRecord, context: Context, rng: random.Random
+    ) -> None:
+        self._script = script
+        self._record = record
+        self._context = context
+        self._pieces: asyncio.Queue[tuple[str, float] | None] = asyncio.Queue()
+        self._held: list[str] = []  # text waiting for a force (hold_until_force)
+        self._chunker = Chunker(script.chunk_bytes)
+        self._pacer = Pacer(script.first_chunk_delay, script.realtime_factor, script.jitter, rng)
+        self._rate = 0
+        self._tone: ToneGenerator | None = None
+
+    async def run(self, requests: AsyncIterator[tts_pb2.StreamSynthesisRequest]) -> None:
+        """Serve the call; raises Rejected with the error it must end with."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._read(requests))
+            tasks.create_task(self._write())
+
+    async def _read(self, requests: AsyncIterator[tts_pb2.StreamSynthesisRequest]) -> None:
+        await read_stream(requests, self._start, self._text, self._force)
+        self._record.half_closed = True
+        self._release()
+        self._pieces.put_nowait(None)
+
+    def _text(self, text: str) -> None:
+        self._record.texts.append(text)
+        self._held.append(text)
+        if not self._script.hold_until_force:
+            self._release()
+
+    def _force(self) -> None:
+        self._record.forced += 1
+        self._release()
+
+    def _release(self) -> None:
+        if self._held:
+            self._pieces.put_nowait(("".join(self._held), time.monotonic()))
+            self._held = []
+
+    def _start(self, options: tts_pb2.SynthesisOptions) -> None:
+        self._record.first_request_at = time.monotonic()
+        self._rate = check_options(options, self._script.voices, allow_wav=False).rate
+        self._record.options = options
+        self._tone = ToneGenerator(self._script.frequency_hz, self._script.amplitude, self._rate)
+
+    async def _write(self) -> None:
+        while (piece := await self._pieces.get()) is not None:
+            text, arrived_at = piece
+            assert self._tone is not None  # the reader queues text only after options
+            self._pacer.piece_arrived(arrived_at, self._tone.position / self._rate)
+            count = piece_samples(len(text), self._script.ms_per_char, self._rate)
+            for i, chunk in enumerate(self._chunker.split(self._tone.take(count))):
+                await self._send(chunk, text if i == 0 else None)
+
+    async def _send(self, chunk: bytes, text: str | None) -> None:
+        record, limit = self._record, self._script.abort_after_bytes
+        start = len(record.audio)
+        if limit is not None:
+            if start >= limit:
+                raise Rejected(self._script.abort_code, self._script.abort_message)
+            chunk = chunk[: limit - start]
+        end = start + len(chunk)
+        due = self._pacer.due(end / (BYTES_PER_SAMPLE * self._rate))
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        start_ms = byte_offset_ms(start, self._rate)
+        response = tts_pb2.StreamSynthesisResponse(
+            audio_chunk=tts_pb2.AudioChunk(data=chunk),
+            start_ms=start_ms,
+            length_ms=byte_offset_ms(end, self._rate) - start_ms,
+        )
+        if text is not None:
+            response.text_chunk.text = text
+        await send(self._context, response)
+        record.audio += chunk
+        record.finished_at = time.monotonic()
+        record.chunk_times.append(record.finished_at)
+        if record.first_chunk_at is None:
+            record.first_chunk_at = record.finished_at
+        if limit is not None and end >= limit:
+            raise Rejected(self._script.abort_code, self._script.abort_message)
+
+
+class ToneServer:
+    """A grpc.aio server on a local address whose StreamSynthesis speaks sine tones."""
+
+    def __init__(self, script: ToneScript | None = None) -> None:
+        self.script = script if script is not None else ToneScript()
+        self.calls: list[CallRecord] = []
+        self._finished: list[CallRecord] = []
+        self._progress = asyncio.Event()
+        self._server: aio.Server | None = None
+        self.address = ""
+        """Where clients dial it, once started."""
+
+    async def start(self, address: str = "127.0.0.1:0") -> str:
+        """Listen on `address` (host:port, port 0 picks one, or unix:PATH); return the
+        address clients should dial."""
+        if self._server is not None:
+            raise RuntimeError("ToneServer already started")
+        server = aio.server()
+        register(server, self._stream_synthesis)
+        port = server.add_insecure_port(address)
+        await server.start()
+        self._server = server
+        bound = bound_address(address, port)
+        _LOGGER.info("tone server listening on %s", bound)
+        self.address = bound
+        return bound
+
+    async def stop(self, grace: float = 0.5) -> None:
+        """Stop listening; calls still running get `grace` seconds, then are cancelled."""
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop(grace)
+
+    async def __aenter__(self) -> ToneServer:
+        """Started on a free local port."""
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def wait_calls(self, n: int, timeout: float) -> list[CallRecord]:  # noqa: ASYNC109
+        """Wait until `n` calls have finished; return the finished ones in start order.
+        Raises TimeoutError after `timeout` seconds."""
+
+        async def reached() -> None:
+            while len(self._finished) < n:
+                await self._progress.wait()
+
+        await asyncio.wait_for(reached(), timeout)
+        return [call for call in self.calls if any(call is done for done in self._finished)]
+
+    def expected_pcm(self, texts: list[str], rate: int) -> bytes:
+        """The audio the current script sends for `texts`, as one LINEAR16 byte string."""
+        tone = ToneGenerator(self.script.frequency_hz, self.script.amplitude, rate)
+        return b"".join(
+            tone.take(piece_samples(len(text), self.script.ms_per_char, rate)) for text in texts
+        )
+
+    async def _stream_synthesis(
+        self,
+        requests: AsyncIterator[tts_pb2.StreamSynthesisRequest],
+        context: Context,
+    ) -> None:
+        script = self.script
+        record = CallRecord(metadata=metadata_dict(context))
+        rng = random.Random(script.jitter_seed + len(self.calls))
+        self.calls.append(record)
+        credentials = Credentials(script.api_key, script.iam_token)
+
+        def ended(code: grpc.StatusCode) -> None:
+            record.status = code
+
+        try:
+            await serve_call(
+                context,
+                credentials,
+                record.metadata,
+                lambda: _Call(script, record, context, rng).run(requests),
+                ended,
+            )
+        except asyncio.CancelledError:
+            record.status = grpc.StatusCode.CANCELLED
+            raise
+        finally:
+            _LOGGER.debug(
+                "call finished: %s, %d texts, %d bytes",
+                record.status.name, len(record.texts), len(record.audio),
+            )  # fmt: skip
+            self._finished.append(record)
+            self._progress.set()
+            self._progress = asyncio.Event()
+
+
+async def _serve(script: ToneScript, listen: str) -> None:
+    server = ToneServer(script)
+    await server.start(listen)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    try:
+        await stopping.wait()
+    finally:
+        _LOGGER.info("stopping after %d calls", len(server.calls))
+        await server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run a tone server until SIGINT/SIGTERM."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.harness.tone_server",
+        description="A SpeechKit v3-compatible StreamSynthesis server that speaks sine tones.",
+    )
+    parser.add_argument("--listen", default="127.0.0.1:50051", help="host:port or unix:PATH")
+    parser.add_argument("--api-key", help="require 'authorization: Api-Key KEY'")
+    parser.add_argument("--iam-token", help="also accept 'authorization: Bearer TOKEN'")
+    parser.add_argument("--realtime", type=float, default=0.0, help="audio s per wall s; 0=max")
+    parser.add_argument("--first-chunk-delay", type=float, default=0.0, help="seconds")
+    parser.add_argument("--jitter", type=float, default=0.0, help="seconds, +/- per chunk")
+    parser.add_argument("--frequency", type=float, default=440.0, help="Hz")
+    parser.add_argument("--ms-per-char", type=float, default=40.0, help="ms of audio per char")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG logs every call")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    script = ToneScript(
+        frequency_hz=args.frequency,
+        ms_per_char=args.ms_per_char,
+        first_chunk_delay=args.first_chunk_delay,
+        realtime_factor=args.realtime,
+        jitter=args.jitter,
+        api_key=args.api_key,
+        iam_token=args.iam_token,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(script, args.listen))
+
+
+if __name__ == "__main__":
+    main()
