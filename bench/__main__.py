@@ -54,6 +54,7 @@ class Bench:
     recorder: Recorder
     tone: ToneServer
     folder: Path
+    text: str
     expected_s: float = 0.0
     daemons: list[Daemon] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -113,9 +114,9 @@ def daemon_cli(daemon: Daemon, text: str) -> Go:
     return go
 
 
-def in_thread(client: Callable[[str, str, str], float], address: str) -> Go:
+def in_thread(client: Callable[[str, str, str], float], address: str, text: str) -> Go:
     async def go() -> float:
-        return await asyncio.to_thread(client, address, KEY, TEXT)
+        return await asyncio.to_thread(client, address, KEY, text)
 
     return go
 
@@ -123,17 +124,17 @@ def in_thread(client: Callable[[str, str, str], float], address: str) -> Go:
 async def cloud_contenders(bench: Bench, runs: int) -> list[Run]:
     from bench.contenders import naive_stream, seed_way
 
-    tone, address = bench.tone, bench.tone.address
+    tone, address, text = bench.tone, bench.tone.address, bench.text
     daemon = await bench.daemon(address, KEY)
     results: list[Run] = []
     api_starts: list[float] = []
     wire_ms: list[float] = []
     for i in range(runs):
         contenders: list[tuple[str, Go, Daemon | None]] = [
-            ("1. seed: collect, WAV, play", in_thread(seed_way, address), None),
-            ("2. naive: blocking write per chunk", in_thread(naive_stream, address), None),
-            ("3a. daemon, control API", daemon_api(daemon, TEXT, api_starts), daemon),
-            ("3b. daemon, CLI say", daemon_cli(daemon, TEXT), daemon),
+            ("1. seed: collect, WAV, play", in_thread(seed_way, address, text), None),
+            ("2. naive: blocking write per chunk", in_thread(naive_stream, address, text), None),
+            ("3a. daemon, control API", daemon_api(daemon, text, api_starts), daemon),
+            ("3b. daemon, CLI say", daemon_cli(daemon, text), daemon),
         ]  # fmt: skip
         for name, go, owner in contenders:
             calls = len(tone.calls)
@@ -202,7 +203,7 @@ async def daemon_only(bench: Bench, daemon: Daemon, runs: int) -> None:
     bench.tone.script = slow
     try:
         run = await bench.timed(
-            "daemon at 0.9x real time", FIRST_CHUNK_DELAY, daemon_api(daemon, TEXT), daemon
+            "daemon at 0.9x real time", FIRST_CHUNK_DELAY, daemon_api(daemon, bench.text), daemon
         )
     finally:
         bench.tone.script = SCRIPT
@@ -246,22 +247,22 @@ async def local_contenders(bench: Bench, runs: int) -> list[Run]:
 
     async def piped() -> float:
         started = time.monotonic()
-        stdin.write(TEXT.encode() + b"\n")
+        stdin.write(bench.text.encode() + b"\n")
         stdin.flush()
         return started
 
+    # Enough sound that a pause between sentences does not end the recording early, yet
+    # less than Piper speaks for a short --text (about 1.7x the tone's length), or the
+    # wait would time out: 2 s for the default text.
+    min_s = min(2.0, 0.6 * bench.expected_s)
     results: list[Run] = []
     try:
-        await bench.timed("warm-up", 0.0, piped, None, min_s=2.0)
+        await bench.timed("warm-up", 0.0, piped, None, min_s=min_s)
         for i in range(runs):
             results.append(
-                await bench.timed(
-                    "4a. daemon + local Piper", 0.0, daemon_api(daemon, TEXT), daemon, min_s=2.0
-                )
+                await bench.timed(LOCAL, 0.0, daemon_api(daemon, bench.text), daemon, min_s=min_s)
             )
-            results.append(
-                await bench.timed("4b. piper --output-raw | aplay", 0.0, piped, None, min_s=2.0)
-            )
+            results.append(await bench.timed(PIPER, 0.0, piped, None, min_s=min_s))
             print(f"  round {i + 1}/{runs} of contender 4 done", file=sys.stderr)
     finally:
         stdin.close()
@@ -358,30 +359,18 @@ def draw_timeline(bench: Bench, path: Path) -> None:
     x = x[: len(x) // step * step].reshape(-1, step).max(axis=1)
     times = np.array([rec.arrival_time(since + i * step) for i in range(len(x))])
     timeline.draw(
-        path, started, call.chunk_times, _chunk_sizes(call), x, times,
+        path, started, call.chunk_times, call.chunk_sizes, x, times,
         int(bench.extra["timeline_underruns"]), 48000,
     )  # fmt: skip
 
 
-def _chunk_sizes(call: Any) -> list[int]:
-    sizes = list(SCRIPT.chunk_bytes)
-    out: list[int] = []
-    total, i = 0, 0
-    while total < len(call.audio) and len(out) < len(call.chunk_times):
-        size = min(sizes[i % len(sizes)], len(call.audio) - total)
-        out.append(size)
-        total += size
-        i += 1
-    return out
-
-
-async def run(runs: int, out: Path) -> None:
+async def run(runs: int, out: Path, text: str) -> None:
     with tempfile.TemporaryDirectory() as tmp, PulseServer() as pulse, Recorder(pulse) as rec:
         os.environ.update(pulse.env)  # before sounddevice (PortAudio) is first imported
         tone = ToneServer(SCRIPT)
         await tone.start()
-        bench = Bench(pulse, rec, tone, Path(tmp))
-        bench.expected_s = len(tone.expected_pcm([TEXT], 48000)) / 2 / 48000
+        bench = Bench(pulse, rec, tone, Path(tmp), text)
+        bench.expected_s = len(tone.expected_pcm([text], 48000)) / 2 / 48000
         try:
             results = await cloud_contenders(bench, runs)
             results += await local_contenders(bench, runs)
@@ -397,7 +386,7 @@ async def run(runs: int, out: Path) -> None:
     goals = targets(table, bench.extra)
     print_tables(table, goals)
     report = {
-        "text": TEXT,
+        "text": text,
         "server": {"first_chunk_delay_s": FIRST_CHUNK_DELAY, "realtime": 1.2, "jitter_s": 0.08},
         "contenders": table,
         "targets": goals,
@@ -411,8 +400,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
     parser.add_argument("--runs", type=int, default=5, help="repetitions of each contender")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for JSON and PNG")
+    parser.add_argument("--text", default=TEXT, help="what every contender speaks")
     args = parser.parse_args()
-    asyncio.run(run(args.runs, args.out))
+    asyncio.run(run(args.runs, args.out, args.text))
 
 
 if __name__ == "__main__":

@@ -99,6 +99,9 @@ class CallRecord:
     """When the options message was read."""
     chunk_times: list[float] = field(default_factory=list)
     """When each audio chunk was sent."""
+    chunk_sizes: list[int] = field(default_factory=list)
+    """Bytes in each audio chunk sent, beside `chunk_times`: the cut depends on how the
+    text arrived in pieces, so only the server knows it."""
     first_chunk_at: float | None = None
     finished_at: float | None = None
     """When the last chunk was sent (time.monotonic(), like the others)."""
@@ -191,6 +194,7 @@ class _Call:
         record.audio += chunk
         record.finished_at = time.monotonic()
         record.chunk_times.append(record.finished_at)
+        record.chunk_sizes.append(len(chunk))
         if record.first_chunk_at is None:
             record.first_chunk_at = record.finished_at
         if limit is not None and end >= limit:

@@ -180,6 +180,21 @@ async def test_pieces_join_into_one_unbroken_tone(server: ToneServer, address: s
     assert texts == [first, second]
 
 
+async def test_chunk_sizes_recorded_per_chunk_across_pieces(
+    server: ToneServer, address: str
+) -> None:
+    # One sentence per piece, as the daemon sends them: each piece ends on a short
+    # leftover chunk, so the sizes cannot be re-derived from the script's cycle alone.
+    sentences = ["Attention, please. ", "The museum closes soon. ", "Thank you."]
+    outcome = await synthesize(address, [options(), *map(text, sentences)])
+    assert outcome.code == grpc.StatusCode.OK
+    (record,) = await server.wait_calls(1, TIMEOUT)
+    assert record.texts == sentences
+    assert len(record.chunk_sizes) == len(record.chunk_times)
+    assert sum(record.chunk_sizes) == len(record.audio)
+    assert record.chunk_sizes == [len(r.audio_chunk.data) for r in outcome.responses]
+
+
 async def test_script_replaced_between_calls(server: ToneServer, address: str) -> None:
     server.script = ToneScript(frequency_hz=1000.0, amplitude=0.25, ms_per_char=10.0)
     outcome = await synthesize(address, [options(rate=8000), text("abcd")])

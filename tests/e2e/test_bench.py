@@ -1,0 +1,65 @@
+"""The benchmark, run once end to end as `bench/run` runs it: every contender, the table,
+the targets, the JSON and the timeline picture. Its numbers are not checked here (they
+depend on the machine); that the whole path runs and writes its output is."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import LOCAL
+
+ROOT = Path(__file__).resolve().parents[2]
+TEXT = "Attention, please. The museum closes soon. Thank you."
+"""Short, and sent by the daemon in pieces whose audio the tone server cuts into more
+chunks than its chunk-size cycle alone gives: the timeline once crashed on such a text."""
+API = "3a. daemon, control API"
+BENCH_TIMEOUT = 120.0
+"""Seconds the benchmark may run. One round takes about 45 s here, most of it fixed
+measuring windows (CPU after speech and when idle, the callback floor) and Piper."""
+STOP_TIMEOUT = 15.0
+"""Seconds a timed-out benchmark gets to stop its daemons and sound server."""
+
+
+def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m bench ARGS` from the repo root; on a timeout, fail after stopping it and
+    everything it started."""
+    command = [sys.executable, "-m", "bench", *args]
+    # Its own process group, so a last-resort kill reaches its daemons, PulseAudio and Piper.
+    proc = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=BENCH_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        # SIGINT unwinds asyncio.run, so the benchmark's own clean-up stops what it started.
+        proc.send_signal(signal.SIGINT)
+        try:
+            stdout, stderr = proc.communicate(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            stdout, stderr = proc.communicate(timeout=STOP_TIMEOUT)
+        pytest.fail(f"benchmark still running after {BENCH_TIMEOUT} s:\n{stderr[-4000:]}")
+    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
+
+
+@pytest.mark.timeout(BENCH_TIMEOUT + 3 * STOP_TIMEOUT)
+def test_bench_runs_once_and_writes_its_report(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    result = run_bench("--runs", "1", "--text", TEXT, "--out", str(out))
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert API in result.stdout
+    assert LOCAL in result.stdout
+    report = json.loads((out / "latest.json").read_text())
+    assert set(report) == {"text", "server", "contenders", "targets", "runs"}
+    assert report["text"] == TEXT
+    assert report["contenders"][API]["runs"] == 1
+    assert all({"target", "value", "met"} <= set(goal) for goal in report["targets"])
+    assert (out / "timeline.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
