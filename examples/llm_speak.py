@@ -11,6 +11,7 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import player
 
@@ -32,6 +33,19 @@ async def llm_tokens(prompt: str) -> AsyncIterator[str]:
         yield token
 
 
+def report(event: Any, sent: int) -> list[str]:
+    """What to print for an event about our utterance (a `player.Client` event)."""
+    if event.kind == "started":
+        return [f"first audio after {event.first_audio_ms} ms, {sent} tokens sent"]
+    if event.kind == "finished":
+        return [f"finished: {event.played_ms} ms played"]
+    if event.kind == "cancelled":
+        return [f"cancelled ({event.reason}) after {event.played_ms} ms", f"heard: {event.text!r}"]
+    if event.kind == "error":
+        return [f"error: {event.error}"]
+    return []
+
+
 async def speak(prompt: str, socket: str | None) -> None:
     begin = time.monotonic()
     sent = 0
@@ -49,17 +63,9 @@ async def speak(prompt: str, socket: str | None) -> None:
             async for event in events:
                 if event.utterance_id != utterance_id:
                     continue
-                if event.kind == "started":
-                    log(f"first audio after {event.first_audio_ms} ms, {sent} tokens sent")
-                elif event.kind == "finished":
-                    log(f"finished: {event.played_ms} ms played")
-                    return
-                elif event.kind == "cancelled":
-                    log(f"cancelled ({event.reason}) after {event.played_ms} ms")
-                    log(f"heard: {event.text!r}")
-                    return
-                elif event.kind == "error":
-                    log(f"error: {event.error}")
+                for line in report(event, sent):
+                    log(line)
+                if event.kind in ("finished", "cancelled", "error"):
                     return
 
         async with asyncio.TaskGroup() as group:

@@ -13,12 +13,12 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from player.config import Settings, default_config, load_settings
-from player.errors import ConfigError, InputError
+from player.errors import ConfigError, InputError, PlayerError
 
 if TYPE_CHECKING:
     from player.control.client import Client
@@ -26,25 +26,43 @@ if TYPE_CHECKING:
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+"""128 + SIGINT, as shells report a command ended by Ctrl-C."""
 # player.speech.priority.Priority's values, spelled out so `say` need not import the daemon's side.
 PRIORITIES = ("important", "message", "text", "notification", "progress")
+PROG = "speechkit-player"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line: a usage dump on every typo buries the reason."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{PROG}: {message} (see {self.prog} --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="speechkit-player",
+    parser = _Parser(
+        prog=PROG,
         description="Speak text on the local sound card through SpeechKit streaming synthesis.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    # Every subcommand takes these too, so `-v` works after the command as well as before.
+    # SUPPRESS: a subcommand that was not given `-v` must not reset the global one to False.
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging"
+    )
+    common.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="TOML config (default: ~/.config/speechkit-player/player.toml if present)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument(
-            "--config",
-            type=Path,
-            metavar="PATH",
-            help="TOML config (default: ~/.config/speechkit-player/player.toml if present)",
+        sub: argparse.ArgumentParser = commands.add_parser(
+            name, help=help_text, description=help_text, parents=[common]
         )
         return sub
 
@@ -80,20 +98,39 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    # The one place a PlayerError becomes what the person sees: one line, no traceback.
     try:
-        settings = load_settings(args.config or default_config(os.environ), os.environ)
+        code = _run(args)
+        # Here rather than at exit, so that a reader gone away is handled below.
+        sys.stdout.flush()
     except ConfigError as err:
         _fail(str(err), EXIT_USAGE)
+    except PlayerError as err:
+        _fail(str(err))
+    except KeyboardInterrupt:
+        # Ctrl-C is how `events` (or a long `say --wait`) is meant to end.
+        code = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Whoever read our output went away (`events | head -1`): nobody is left to tell.
+        # Point stdout at /dev/null so that the flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_FAILED
+    sys.exit(code)
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config or default_config(os.environ), os.environ)
     if args.command == "daemon":
         _run_daemon(settings, args.verbose)
-    elif args.command == "serve-local":
+        return 0
+    if args.command == "serve-local":
         _serve_local(settings, args.listen, args.exit_with_stdin, args.verbose)
-    else:
-        sys.exit(asyncio.run(_client(settings, args)))
+        return 0
+    return asyncio.run(_client(settings, args))
 
 
-def _fail(message: str, code: int = EXIT_FAILED) -> None:
-    print(f"speechkit-player: {message}", file=sys.stderr)
+def _fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    print(f"{PROG}: {message}", file=sys.stderr)
     sys.exit(code)
 
 
@@ -111,75 +148,96 @@ def _serve_local(
     settings: Settings, listen: str | None, exit_with_stdin: bool, verbose: bool
 ) -> None:
     _log_to_stderr(verbose)
-    from player.errors import LocalEngineError
+    from player.errors import LocalError
     from player.local.engine import check_installed
 
-    try:
-        check_installed(settings.local)
-        from player.local.server import serve
+    check_installed(settings.local)
+    from player.local.server import serve
 
-        asyncio.run(serve(settings.local, listen or settings.local.listen, exit_with_stdin))
-    except LocalEngineError as err:
-        _fail(str(err))
+    address = listen or settings.local.listen
+    try:
+        asyncio.run(serve(settings.local, address, exit_with_stdin))
     except RuntimeError as err:  # grpc cannot bind the address
-        _fail(f"cannot serve on {listen or settings.local.listen}: {err}")
+        raise LocalError(f"cannot serve on {address}: {err}") from None
 
 
 def _run_daemon(settings: Settings, verbose: bool) -> None:
     _log_to_stderr(verbose)
     from player.daemon import run
-    from player.errors import DaemonError
 
-    try:
-        asyncio.run(run(settings))
-    except DaemonError as err:
-        logging.getLogger("player").error("%s", err)
-        sys.exit(EXIT_FAILED)
+    asyncio.run(run(settings))
+
+
+Command = Callable[["Client", argparse.Namespace], Awaitable[int]]
 
 
 async def _client(settings: Settings, args: argparse.Namespace) -> int:
     from player.control.client import Client
-    from player.errors import ClientError
 
+    commands: dict[str, Command] = {
+        "say": _say,
+        "stop": _stop,
+        "cancel": _cancel,
+        "pause": _pause,
+        "resume": _resume,
+        "status": _status,
+        "events": _events,
+        "devices": _devices,
+    }
     async with Client(settings.control.socket) as client:
-        try:
-            if args.command == "say":
-                return await _say(client, args.text, args.wait, args.priority)
-            if args.command == "stop":
-                reply = await client.stop()
-                print(f"stopped ({reply.cancelled} utterance(s) cancelled)")
-            elif args.command == "cancel":
-                if not await client.cancel(args.id):
-                    print(f"speechkit-player: {args.id} is not queued or playing", file=sys.stderr)
-                    return EXIT_FAILED
-                print(f"{args.id}: cancelled")
-            elif args.command == "pause":
-                await client.pause()
-                print("paused")
-            elif args.command == "resume":
-                await client.resume()
-                print("resumed")
-            elif args.command == "status":
-                print(json.dumps(_status_dict(await client.status()), indent=2))
-            elif args.command == "events":
-                async for event in await client.subscribe():
-                    print(json.dumps(event_dict(event)), flush=True)
-            elif args.command == "devices":
-                for device in (await client.devices()).devices:
-                    mark = "*" if device.is_default else " "
-                    print(
-                        f"{mark}{device.index:3d} {device.name} ({device.hostapi}, "
-                        f"{device.max_output_channels} ch, {device.default_samplerate:.0f} Hz)"
-                    )
-        except ClientError as err:
-            print(f"speechkit-player: {err}", file=sys.stderr)
-            return EXIT_FAILED
+        return await commands[args.command](client, args)
+
+
+async def _stop(client: Client, args: argparse.Namespace) -> int:
+    reply = await client.stop()
+    print(f"stopped ({reply.cancelled} utterance(s) cancelled)")
     return 0
 
 
-async def _say(client: Client, words: list[str], wait: bool, priority: str) -> int:
+async def _cancel(client: Client, args: argparse.Namespace) -> int:
     from player.errors import ClientError
 
+    if not await client.cancel(args.id):
+        raise ClientError(f"{args.id} is not queued or playing")
+    print(f"{args.id}: cancelled")
+    return 0
+
+
+async def _pause(client: Client, args: argparse.Namespace) -> int:
+    await client.pause()
+    print("paused")
+    return 0
+
+
+async def _resume(client: Client, args: argparse.Namespace) -> int:
+    await client.resume()
+    print("resumed")
+    return 0
+
+
+async def _status(client: Client, args: argparse.Namespace) -> int:
+    print(json.dumps(_status_dict(await client.status()), indent=2))
+    return 0
+
+
+async def _events(client: Client, args: argparse.Namespace) -> int:
+    async for event in await client.subscribe():
+        print(json.dumps(event_dict(event)), flush=True)
+    return 0
+
+
+async def _devices(client: Client, args: argparse.Namespace) -> int:
+    for device in (await client.devices()).devices:
+        mark = "*" if device.is_default else " "
+        print(
+            f"{mark}{device.index:3d} {device.name} ({device.hostapi}, "
+            f"{device.max_output_channels} ch, {device.default_samplerate:.0f} Hz)"
+        )
+    return 0
+
+
+async def _say(client: Client, args: argparse.Namespace) -> int:
+    words: list[str] = args.text
     if words == ["-"]:
         text: str | AsyncIterator[str] = _stdin_pieces()
     else:
@@ -187,14 +245,9 @@ async def _say(client: Client, words: list[str], wait: bool, priority: str) -> i
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            print("speechkit-player: the text is not valid UTF-8", file=sys.stderr)
-            return EXIT_FAILED
-    try:
-        reply = await client.say(text, wait=wait, priority=priority)
-    except (ClientError, InputError) as err:
-        print(f"speechkit-player: {err}", file=sys.stderr)
-        return EXIT_FAILED
-    if wait:
+            raise InputError("the text is not valid UTF-8") from None
+    reply = await client.say(text, wait=args.wait, priority=args.priority)
+    if args.wait:
         print(f"{reply.utterance_id}: played {reply.played_ms / 1000:.2f} s")
     else:
         print(reply.utterance_id)
@@ -271,6 +324,7 @@ def _status_dict(status: control_pb2.Status) -> dict[str, object]:
             "errors": counters.errors,
             "frames_played": counters.frames_played,
             "fallbacks": counters.fallbacks,
+            "device_underruns": counters.device_underruns,
         },
         "last_error": status.last_error,
         "callback_us": {

@@ -13,15 +13,16 @@ import grpc
 from player.audio.devices import output_devices, resolve_device
 from player.audio.output import AudioOutput
 from player.config import Settings, SpeechKitSettings
-from player.control.server import ControlServer, PlayerService
+from player.control.server import PlayerService
+from player.control.unix_socket import ControlServer, claim_socket
 from player.errors import DaemonError, LocalEngineError
 from player.generated.speechkit_player.control.v1 import control_pb2
 from player.local.engine import check_installed
 from player.speech.playback import Playback
 from player.synthesis.fallback import Fallback
 from player.synthesis.interface import Synthesis
-from player.synthesis.local_process import LocalSynthesis, LocalSynthesizer
-from player.synthesis.speechkit import Synthesizer
+from player.synthesis.local_process import LocalEngineClient, LocalEngineProcess
+from player.synthesis.speechkit import SpeechKitClient
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def _devices() -> list[control_pb2.Device]:
 
 async def _report(output: AudioOutput) -> None:
     """Summarise underruns instead of logging each one from the callback."""
-    seen = output.underruns
+    seen, seen_device = output.underruns, output.stream.device_underruns
     failed = False
     while True:
         await asyncio.sleep(REPORT_INTERVAL)
@@ -61,13 +62,21 @@ async def _report(output: AudioOutput) -> None:
                 REPORT_INTERVAL,
             )
             seen = output.underruns
-        if output.callback_failed and not failed:
+        if output.stream.device_underruns != seen_device:
+            _LOGGER.warning(
+                "the sound device ran dry %d time(s) in the last %.0f s (the system was "
+                "too busy to run the audio callback in time)",
+                output.stream.device_underruns - seen_device,
+                REPORT_INTERVAL,
+            )
+            seen_device = output.stream.device_underruns
+        if output.stream.callback_failed and not failed:
             _LOGGER.error("the audio callback failed; the stream is reopened on the next utterance")
-        failed = output.callback_failed
+        failed = output.stream.callback_failed
 
 
 @dataclasses.dataclass
-class _Synthesis:
+class _Backend:
     """How the daemon synthesises, and what it must run and close for that."""
 
     synthesis: Synthesis
@@ -75,29 +84,31 @@ class _Synthesis:
     """For status and the log."""
     channel: grpc.aio.Channel | None
     """The channel to the configured endpoint; None when it is the local synthesizer."""
-    child: LocalSynthesizer | None
+    child: LocalEngineProcess | None
     """The local synthesizer, which runs alongside playback."""
 
 
-def _synthesis(settings: Settings, samplerate: int) -> _Synthesis:
+def _synthesis(settings: Settings, samplerate: int) -> _Backend:
     sk, voice = settings.speechkit, settings.voice
-    local: LocalSynthesis | None = None
-    child: LocalSynthesizer | None = None
+    local: LocalEngineClient | None = None
+    child: LocalEngineProcess | None = None
     if sk.uses_local or sk.fallback == "local":
         try:
             check_installed(settings.local)
         except LocalEngineError as err:
             raise DaemonError(str(err)) from None
-        child = LocalSynthesizer(settings.source, _LOGGER.isEnabledFor(logging.DEBUG))
+        child = LocalEngineProcess(settings.source, _LOGGER.isEnabledFor(logging.DEBUG))
         local_settings = SpeechKitSettings(endpoint=child.address, tls=False)
-        local = LocalSynthesis(child, Synthesizer(child.channel, local_settings, voice, samplerate))
+        local = LocalEngineClient(
+            child, SpeechKitClient(child.channel, local_settings, voice, samplerate)
+        )
     if sk.uses_local:
         assert local is not None
         why = 'endpoint = "local"' if sk.endpoint == "local" else "no SpeechKit key or token"
         _LOGGER.info("%s: speaking through the local Piper synthesizer", why)
-        return _Synthesis(local, "local", None, child)
+        return _Backend(local, "local", None, child)
     channel = open_channel(sk)
-    cloud = Synthesizer(channel, sk, voice, samplerate, fail_fast=local is not None)
+    cloud = SpeechKitClient(channel, sk, voice, samplerate, fail_fast=local is not None)
     _LOGGER.info(
         "speaking with voice %s via %s (%s)%s",
         voice.voice,
@@ -106,15 +117,19 @@ def _synthesis(settings: Settings, samplerate: int) -> _Synthesis:
         "; the local Piper synthesizer takes over when it is unreachable" if local else "",
     )
     if local is None:
-        return _Synthesis(cloud, sk.endpoint, channel, None)
-    return _Synthesis(Fallback(cloud, local), f"{sk.endpoint} (fallback: local)", channel, child)
+        return _Backend(cloud, sk.endpoint, channel, None)
+    return _Backend(Fallback(cloud, local), f"{sk.endpoint} (fallback: local)", channel, child)
 
 
 async def run(settings: Settings) -> None:
-    """Serve until SIGTERM or SIGINT. Raises DaemonError when it cannot start."""
+    """Serve until SIGTERM or SIGINT. Raises DaemonError, or ControlError for the control
+    socket, when it cannot start."""
     from player.audio.chimes import load_chimes
     from player.errors import ChimeError, OutputError
 
+    # First, so that a second daemon started on a live socket opens no device and starts
+    # no child before it is refused, and one that cannot serve at all says so at once.
+    claim_socket(settings.control.socket)
     try:
         device = resolve_device(settings.audio)
         chimes = load_chimes(settings.chimes, device.samplerate)
@@ -143,7 +158,7 @@ async def run(settings: Settings) -> None:
         _LOGGER.info("stopped")
 
 
-async def _serve(playback: Playback, child: LocalSynthesizer | None) -> None:
+async def _serve(playback: Playback, child: LocalEngineProcess | None) -> None:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -154,7 +169,7 @@ async def _serve(playback: Playback, child: LocalSynthesizer | None) -> None:
             tasks = [
                 group.create_task(playback.run()),
                 group.create_task(_report(output)),
-                group.create_task(output.stop_when_idle(lambda: playback.busy)),
+                group.create_task(output.stream.stop_when_idle(lambda: playback.busy)),
             ]
             if child is not None:
                 tasks.append(group.create_task(child.run()))

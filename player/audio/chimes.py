@@ -14,20 +14,19 @@ import numpy as np
 from player.audio.ring import Frames
 from player.config import ChimeSettings
 from player.errors import ChimeError
-from player.speech.priority import Priority
 
 MAX_CHIME_S = 5.0
 """A chime is a cue, not an announcement; longer files are refused."""
 
 
-def load_chimes(settings: ChimeSettings, samplerate: int) -> dict[Priority, Frames]:
-    """Every configured chime as mono float32 frames at ``samplerate``; raises ChimeError
-    listing every file that failed."""
-    chimes: dict[Priority, Frames] = {}
+def load_chimes(settings: ChimeSettings, samplerate: int) -> dict[str, Frames]:
+    """Every configured chime, by priority name, as mono float32 frames at ``samplerate``;
+    raises ChimeError listing every file that failed."""
+    chimes: dict[str, Frames] = {}
     problems: list[str] = []
     for name, path in settings.files().items():
         try:
-            chimes[Priority(name)] = load_wav(path, samplerate)
+            chimes[name] = load_wav(path, samplerate)
         except ChimeError as err:
             problems.append(f"[chimes] {name}: {err}")
     if problems:

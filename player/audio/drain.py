@@ -45,6 +45,12 @@ class Drain:
         self._starving = False  # callback
         self._silenced = False  # callback: faded out for a pause, to fade back in
 
+    def reset(self) -> None:
+        """Drop what the ring holds and any cuts: only while no callback runs."""
+        self.ring.discard()
+        self.gate_open = False
+        self.cuts = ()
+
     def fill(self, out: Frames, frames: int) -> int:
         """Fill ``out`` (frames x channels); returns the frames of speech it holds."""
         if self.paused:

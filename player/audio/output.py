@@ -1,22 +1,20 @@
-"""The output stream: its lifetime, and the producer's side of the ring.
-
-The callback (see `player.audio.drain`) runs on PortAudio's thread and must never let an
-exception out: sounddevice would silently stop the stream and the speaker would go dead.
+"""The producer's side of the ring: the prebuffer gate, writes that wait for room
+(backpressure), cuts and pause. The stream itself, its callback and its lifetime are in
+`player.audio.stream`; what the callback does with the ring is `player.audio.drain`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
 
 from player.audio.devices import DeviceInfo
 from player.audio.drain import Cut, Drain, add_cut
 from player.audio.ring import Frames, RingBuffer
+from player.audio.stream import OutputStream, StreamFactory, sounddevice_stream
 from player.audio.telemetry import Telemetry
 from player.config import AudioSettings
 from player.errors import OutputError
@@ -28,28 +26,6 @@ MAX_NAP = 0.1
 """Seconds: the longest the producer sleeps before looking at the ring again."""
 
 
-class Stream(Protocol):
-    """The part of ``sounddevice.OutputStream`` we use (fakes in tests implement it)."""
-
-    @property
-    def active(self) -> bool: ...
-    @property
-    def latency(self) -> float: ...
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-    def close(self) -> None: ...
-
-
-StreamFactory = Callable[..., Stream]
-
-
-def _sounddevice_stream(**kwargs: Any) -> Stream:
-    import sounddevice
-
-    stream: Stream = sounddevice.OutputStream(**kwargs)
-    return stream
-
-
 class AudioOutput:
     """Owns the ring buffer and the output stream for the daemon's whole life."""
 
@@ -57,194 +33,44 @@ class AudioOutput:
         self,
         settings: AudioSettings,
         device: DeviceInfo,
-        stream_factory: StreamFactory = _sounddevice_stream,
+        stream_factory: StreamFactory = sounddevice_stream,
     ) -> None:
         self.device = device
         self._settings = settings
-        self._factory = stream_factory
         rate = device.samplerate
         self.ring = RingBuffer(max(device.block_frames * 2, rate * settings.buffer_ms // 1000))
         self.prebuffer_frames = min(self.ring.capacity // 2, rate * settings.prebuffer_ms // 1000)
         self.drain = Drain(self.ring, max(1, round(rate * settings.fade_ms / 1000)))
-        self._stream: Stream | None = None
-        # Idle stop: the stream is stopped, not closed, after idle_stop_ms of silence and
-        # started again in a worker thread when speech comes. The lock orders the two.
-        self._suspended = False
-        self._starting: asyncio.Task[None] | None = None
-        self._stopping: asyncio.Future[None] | None = None
         # Opens the gate prebuffer_ms after an utterance's first frame even if less came:
         # a short text, or a stalled input, must not wait for more audio.
         self._gate_timer: asyncio.TimerHandle | None = None
-        self._transition = asyncio.Lock()
         self._cut_seq = 0
-        self.callback_failed = False  # callback
-        self.last_callback = 0.0  # callback: time.monotonic() of the last call
         self.telemetry = Telemetry()  # callback rows and producer rows, see its module
+        self.stream = OutputStream(settings, device, self.drain, self.telemetry, stream_factory)
 
-    # -- the callback (PortAudio thread) ---------------------------------------------
-
-    def _callback(self, outdata: Frames, frames: int, _time: Any, _status: Any) -> None:
-        started = time.perf_counter_ns()
-        try:
-            self.last_callback = time.monotonic()
-            read_from = self.ring.read_pos
-            read = self.drain.fill(outdata, frames)
-            self.telemetry.callback(started, time.perf_counter_ns(), read_from, read)
-        except BaseException:
-            self.callback_failed = True
-            # Nothing may escape into PortAudio, not even from the zero-fill.
-            with contextlib.suppress(BaseException):
-                outdata.fill(0.0)
-
-    # -- stream lifetime (asyncio side) ----------------------------------------------
+    # -- the stream's lifetime, for the daemon and the playback worker ---------------
 
     def open(self) -> None:
         """Open and start the stream; raises OutputError with the device's name."""
-        self.close()
-        self.callback_failed = False
-        try:
-            stream = self._factory(
-                device=self._settings.device,
-                samplerate=self.device.samplerate,
-                channels=self.device.channels,
-                dtype="float32",
-                blocksize=self.device.block_frames,
-                latency="low",
-                callback=self._callback,
-            )
-            stream.start()
-        except Exception as err:
-            raise OutputError(f"cannot open audio device {self.device.name!r}: {err}") from err
-        self._stream = stream
-        self._suspended = False
-        _LOGGER.info(
-            "audio output open: %s, %d Hz, %d channel(s), %d-frame blocks, latency %.0f ms",
-            self.device.name,
-            self.device.samplerate,
-            self.device.channels,
-            self.device.block_frames,
-            stream.latency * 1000,
-        )
+        self.stream.open()
 
-    @property
-    def running(self) -> bool:
-        """The callback is being called."""
-        return self._stream is not None and self._stream.active and not self.callback_failed
+    def close(self) -> None:
+        self.stream.close()
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+    async def prepare(self) -> None:
+        """Before an utterance: reopen a stream that died."""
+        await self.stream.prepare()
+
+    async def wake(self) -> None:
+        """Start a stream stopped for idleness (in the background)."""
+        await self.stream.wake()
 
     @property
     def healthy(self) -> bool:
-        """Running, or stopped for idleness, or on the way between the two."""
-        if self._stream is None or self.callback_failed:
-            return False
-        return self._stream.active or self._suspended or bool(self._transitions())
-
-    def _transitions(self) -> list[asyncio.Future[None]]:
-        """Starts and stops still running in their threads."""
-        return [f for f in (self._starting, self._stopping) if f is not None and not f.done()]
-
-    @property
-    def stream_state(self) -> str:
-        """For status: see control.proto's Status.stream."""
-        if not self.healthy:
-            return "failed"
-        if self._starting is not None:
-            return "starting"
-        if self._suspended:
-            return "stopping" if self._transitions() else "idle"
-        return "running"
-
-    async def prepare(self) -> None:
-        """Before an utterance: reopen a stream that died. One stopped for idleness is
-        left for wake()."""
-        async with self._transition:
-            if not self._suspended and self._starting is None:
-                self.ensure_open()
-
-    async def wake(self) -> None:
-        """Start a stream stopped for idleness, in the background: its start-up (~15 ms
-        through ALSA's pulse plugin) ends long before a synthesis call's first audio, and
-        frames queue in the ring meanwhile."""
-        async with self._transition:
-            if self._suspended:
-                self._suspended = False
-                self._starting = asyncio.create_task(self._start_again())
-
-    async def _start_again(self) -> None:
-        stream = self._stream
-        assert stream is not None
-        try:
-            await asyncio.to_thread(stream.start)
-        except Exception as err:
-            _LOGGER.warning("starting the audio stream again failed: %s", err)
-            self.callback_failed = True  # not healthy: the next utterance reopens it
-        finally:
-            self._starting = None
-
-    async def stop_when_idle(self, busy: Callable[[], bool]) -> None:
-        """For the daemon's life: stop the stream after idle_stop_ms without speech. A
-        running stream wakes the CPU every block even when silent."""
-        limit = self._settings.idle_stop_ms / 1000
-        if limit <= 0:
-            return
-        quiet_since = time.monotonic()
-        while True:
-            await asyncio.sleep(min(limit, 0.5))
-            now = time.monotonic()
-            if busy() or not self._quiet():
-                quiet_since = now
-                continue
-            if now - quiet_since < limit:
-                continue
-            async with self._transition:
-                if busy() or not self._quiet() or self._stream is None:
-                    continue
-                # Set first, so the stream is never neither running nor suspended.
-                self._suspended = True
-                # Shielded: a cancelled wait must not let aclose() run beside the thread.
-                self._stopping = asyncio.ensure_future(asyncio.to_thread(self._stream.stop))
-                try:
-                    await asyncio.shield(self._stopping)
-                except Exception as err:
-                    _LOGGER.warning("stopping the idle audio stream failed: %s", err)
-                    self._suspended = False
-                    self.callback_failed = True
-                    continue
-                _LOGGER.debug("audio stream stopped after %.1f s of silence", limit)
-
-    def _quiet(self) -> bool:
-        return (
-            self.running
-            and self._starting is None
-            and not self.drain.expecting
-            and self.ring.available() == 0
-        )
-
-    async def aclose(self) -> None:
-        """Close, after any start in progress has finished (it runs in a thread)."""
-        if transitions := self._transitions():
-            await asyncio.wait(transitions)
-        self.close()
-
-    def ensure_open(self) -> None:
-        """Reopen the stream if the device went away or the callback failed."""
-        if self.healthy:
-            return
-        if self._stream is not None:
-            _LOGGER.warning("audio output stopped (device gone or callback failed); reopening")
-        self.ring.discard()  # the stream is not running, so nothing else reads the ring
-        self.drain.gate_open = False
-        self.drain.cuts = ()
-        self.open()
-
-    def close(self) -> None:
-        stream, self._stream = self._stream, None
-        if stream is None:
-            return
-        try:
-            stream.stop()
-            stream.close()
-        except Exception as err:
-            _LOGGER.warning("closing the audio stream failed: %s", err)
+        return self.stream.healthy
 
     # -- producing (asyncio side) ----------------------------------------------------
 
@@ -309,10 +135,10 @@ class AudioOutput:
         """Drop ring frames [start, end): None starts at what is playing now, faded out,
         and waits (up to ``wait_limit``) for the callback to confirm; a later start is
         jumped over silently when the callback gets there. False if unconfirmed."""
-        if transitions := self._transitions():
+        if transitions := self.stream.transitions():
             await asyncio.wait(transitions, timeout=wait_limit)
         drain, ring = self.drain, self.ring
-        if not self.running:
+        if not self.stream.running:
             # No callback is running, so this side may move the read position itself.
             if start is None or start <= ring.read_pos:
                 drain.cut_at = ring.read_pos
@@ -380,7 +206,7 @@ class AudioOutput:
                 last, since = self.ring.read_pos, now
             elif self.drain.paused:
                 since = now  # a paused device is not a dead one
-            elif now - since >= stall_timeout or not self.healthy:
+            elif now - since >= stall_timeout or not self.stream.healthy:
                 raise OutputError("the audio device stopped taking audio")
 
 

@@ -56,7 +56,8 @@ class Client:
             "is `speechkit-player daemon` running with the same config?"
         )
 
-    def _translate(self, err: grpc.aio.AioRpcError) -> ClientError:
+    def translate(self, err: grpc.aio.AioRpcError) -> ClientError:
+        """The one-line ClientError a failed call to the daemon means."""
         # The daemon never answers UNAVAILABLE itself (see control.py), so this code
         # always means the socket did not answer.
         if err.code() is grpc.StatusCode.UNAVAILABLE:
@@ -98,6 +99,12 @@ class Client:
         self._check_socket()
         return Speech(self, wait, priority)
 
+    def say_call(
+        self, requests: AsyncIterator[control_pb2.SayRequest]
+    ) -> grpc.aio.StreamUnaryCall[control_pb2.SayRequest, control_pb2.SayReply]:
+        """The Say call itself, fed by ``requests``; `Speech` wraps it."""
+        return self._stub.Say(requests)
+
     async def cancel(self, utterance_id: str) -> bool:
         """Drop one utterance; False if it had already finished (or never existed)."""
         reply = await self._unary(
@@ -116,7 +123,7 @@ class Client:
         try:
             return await method(request, timeout=CALL_TIMEOUT)
         except grpc.aio.AioRpcError as err:
-            raise self._translate(err) from None
+            raise self.translate(err) from None
 
     async def stop(self) -> control_pb2.StopReply:
         return await self._unary(self._stub.Stop, control_pb2.StopRequest())
@@ -132,11 +139,11 @@ class Client:
         try:
             await asyncio.wait_for(call.initial_metadata(), CALL_TIMEOUT)
         except grpc.aio.AioRpcError as err:
-            raise self._translate(err) from None
+            raise self.translate(err) from None
         except TimeoutError:
             call.cancel()
             raise ClientError(f"the daemon at {self.socket_path} did not answer") from None
-        return EventStream(call, self._translate)
+        return EventStream(call, self.translate)
 
     async def devices(self) -> control_pb2.ListDevicesReply:
         return await self._unary(self._stub.ListDevices, control_pb2.ListDevicesRequest())
@@ -151,7 +158,7 @@ class EventStream:
         translate: Callable[[grpc.aio.AioRpcError], ClientError],
     ) -> None:
         self._call = call
-        self._translate = translate
+        self.translate = translate
 
     async def __aiter__(self) -> AsyncIterator[control_pb2.Event]:
         try:
@@ -159,7 +166,7 @@ class EventStream:
                 yield event
         except grpc.aio.AioRpcError as err:
             if err.code() is not grpc.StatusCode.CANCELLED:
-                raise self._translate(err) from None
+                raise self.translate(err) from None
 
     def close(self) -> None:
         self._call.cancel()
@@ -171,7 +178,7 @@ class Speech:
     def __init__(self, client: Client, wait: bool, priority: str) -> None:
         self._client = client
         self._pieces: asyncio.Queue[str | None] = asyncio.Queue()
-        self._call = client._stub.Say(self._requests(wait, priority))
+        self._call = client.say_call(self._requests(wait, priority))
         self._ended = asyncio.Event()
         self._call.add_done_callback(lambda _call: self._ended.set())
         self._id: str | None = None
@@ -241,7 +248,7 @@ class Speech:
             try:
                 metadata = await self._call.initial_metadata()
             except grpc.aio.AioRpcError as err:
-                raise self._client._translate(err) from None
+                raise self._client.translate(err) from None
             found = dict(metadata or ()).get("utterance-id")
             if found is None:
                 raise ClientError("the daemon sent no utterance id")
@@ -256,5 +263,5 @@ class Speech:
         try:
             reply: control_pb2.SayReply = await self._call
         except grpc.aio.AioRpcError as err:
-            raise self._client._translate(err) from None
+            raise self._client.translate(err) from None
         return reply

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
-import os
-import socket
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from typing import Never
 
 import grpc
 
 from player.audio.output import AudioOutput
 from player.config import StreamSettings
-from player.errors import ControlError, OutputError, PriorityError, SynthesisError, TextError
+from player.errors import OutputError, PriorityError, SynthesisError, TextError
 from player.generated.speechkit_player.control.v1 import control_pb2, control_pb2_grpc
 from player.speech.events import Event
 from player.speech.playback import Playback
@@ -24,7 +21,6 @@ from player.speech.utterance import Utterance
 
 _LOGGER = logging.getLogger(__name__)
 
-SOCKET_MODE = 0o660
 
 DeviceLister = Callable[[], list[control_pb2.Device]]
 
@@ -49,71 +45,53 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
         request_iterator: AsyncIterator[control_pb2.SayRequest],
         context: grpc.aio.ServicerContext[control_pb2.SayRequest, control_pb2.SayReply],
     ) -> control_pb2.SayReply:
-        utterance: Utterance | None = None
-        wait = False
-        priority = Priority.MESSAGE
-
-        async def read_input() -> None:
-            nonlocal utterance, wait, priority
-            first = True
-            async for request in request_iterator:
-                if first:
-                    wait, first = request.wait, False
-                    priority = _priority(request.priority)
-                if utterance is None:
-                    if not request.text.strip():
-                        continue
-                    utterance = Utterance(self._stream, priority)
-                    utterance.feed(request.text)
-                    utterance.done.add_done_callback(abandon_input)
-                    # The id goes out first: a caller may want to cancel it at once.
-                    await context.send_initial_metadata((("utterance-id", utterance.id),))
-                    self._playback.submit(utterance)
-                    _LOGGER.debug("%s queued (%s)", utterance.id, priority)
-                else:
-                    utterance.feed(request.text)
-
-        def abandon_input(done: asyncio.Future[int]) -> None:
-            # An utterance that failed while its text was still streaming in: tell the
-            # caller now rather than after its producer has finished.
-            if not reader.done():
-                reader.cancel()
-
-        reader = asyncio.create_task(read_input())
+        said = _SayInput(self._stream, self._playback, context)
         try:
-            try:
-                await reader
-            except asyncio.CancelledError:
-                this = asyncio.current_task()
-                if utterance is None or (this is not None and this.cancelling()):
-                    raise
-            if utterance is None:
-                await context.abort(
-                    grpc.StatusCode.INVALID_ARGUMENT, "nothing to say: the text is empty"
-                )
-            utterance.close()
-            if not wait and not utterance.done.done():
-                return control_pb2.SayReply(utterance_id=utterance.id)
-            frames = await utterance.done
-        except PriorityError as err:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
-        except TextError as err:
-            # One closed for idleness still speaks what it had: only the late text is refused.
-            if utterance is not None and not utterance.idle_closed:
-                await self._drop(utterance)
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
-        except SynthesisError as err:
-            await context.abort(_caller_code(err.code), str(err))
-        except OutputError as err:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(err))
+            return await self._say(said, request_iterator, context)
+        except (PriorityError, TextError, SynthesisError, OutputError) as err:
+            await self._refuse(said.utterance, err, context)
         except asyncio.CancelledError:
             # The caller went away (Ctrl-C, a broken input) before its answer: what it
             # asked for is no longer wanted.
-            reader.cancel()
-            await self._drop(utterance)
+            said.cancel()
+            await self._drop(said.utterance)
             raise
+
+    async def _say(
+        self,
+        said: _SayInput,
+        requests: AsyncIterator[control_pb2.SayRequest],
+        context: grpc.aio.ServicerContext[control_pb2.SayRequest, control_pb2.SayReply],
+    ) -> control_pb2.SayReply:
+        utterance = await said.read(requests)
+        if utterance is None:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "nothing to say: the text is empty"
+            )
+        utterance.close()
+        if not said.wait and not utterance.done.done():
+            return control_pb2.SayReply(utterance_id=utterance.id)
+        frames = await utterance.done
         played_ms = frames * 1000 // self._output.device.samplerate
         return control_pb2.SayReply(utterance_id=utterance.id, played_ms=played_ms)
+
+    async def _refuse(
+        self,
+        utterance: Utterance | None,
+        err: PriorityError | TextError | SynthesisError | OutputError,
+        context: grpc.aio.ServicerContext[control_pb2.SayRequest, control_pb2.SayReply],
+    ) -> Never:
+        """Ends a Say call with the status that tells the caller what went wrong."""
+        code = grpc.StatusCode.INVALID_ARGUMENT
+        if isinstance(err, TextError):
+            # One closed for idleness still speaks what it had: only the late text is refused.
+            if utterance is not None and not utterance.idle_closed:
+                await self._drop(utterance)
+        elif isinstance(err, SynthesisError):
+            code = _caller_code(err.code)
+        elif isinstance(err, OutputError):
+            code = grpc.StatusCode.FAILED_PRECONDITION
+        await context.abort(code, str(err))
 
     async def _drop(self, utterance: Utterance | None) -> None:
         if utterance is not None and not utterance.done.done():
@@ -172,13 +150,14 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
             counters=control_pb2.Counters(
                 utterances=playback.counters.utterances,
                 underruns=output.underruns,
+                device_underruns=output.stream.device_underruns,
                 errors=playback.counters.errors,
                 fallbacks=playback.counters.fallbacks,
                 frames_played=output.frames_played,
             ),
             last_error=playback.last_error,
             endpoint=self._endpoint,
-            stream=output.stream_state,
+            stream=output.stream.state,
             paused=output.paused,
             # The telemetry dataclasses carry the messages' own field names.
             callback=control_pb2.CallbackTiming(**dataclasses.asdict(timing)),
@@ -206,6 +185,71 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
         return control_pb2.ListDevicesReply(devices=self._devices())
 
 
+class _SayInput:
+    """One Say call's requests: the first carries `wait` and the priority; the text goes
+    to one utterance, queued (and its id sent) at the first piece that is not blank."""
+
+    def __init__(
+        self,
+        stream: StreamSettings,
+        playback: Playback,
+        context: grpc.aio.ServicerContext[control_pb2.SayRequest, control_pb2.SayReply],
+    ) -> None:
+        self._stream = stream
+        self._playback = playback
+        self._context = context
+        self._reader: asyncio.Task[None] | None = None
+        self.utterance: Utterance | None = None
+        self.wait = False
+        self.priority = Priority.MESSAGE
+
+    async def read(self, requests: AsyncIterator[control_pb2.SayRequest]) -> Utterance | None:
+        """Read to the end of the input, or until the utterance ends early; the utterance,
+        None if the text was blank."""
+        self._reader = asyncio.create_task(self._read(requests))
+        try:
+            await self._reader
+        except asyncio.CancelledError:
+            # Cancelled by `_abandon` (the utterance failed): its outcome is the answer.
+            # Cancelled from outside, or before anything was queued: pass it on.
+            this = asyncio.current_task()
+            if self.utterance is None or (this is not None and this.cancelling()):
+                raise
+        return self.utterance
+
+    def cancel(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+
+    async def _read(self, requests: AsyncIterator[control_pb2.SayRequest]) -> None:
+        first = True
+        async for request in requests:
+            if first:
+                self.wait, first = request.wait, False
+                self.priority = _priority(request.priority)
+            if self.utterance is None:
+                await self._start(request.text)
+            else:
+                self.utterance.feed(request.text)
+
+    async def _start(self, text: str) -> None:
+        if not text.strip():
+            return
+        utterance = self.utterance = Utterance(self._stream, self.priority)
+        utterance.feed(text)
+        utterance.done.add_done_callback(self._abandon)
+        # The id goes out first: a caller may want to cancel it at once.
+        await self._context.send_initial_metadata((("utterance-id", utterance.id),))
+        self._playback.submit(utterance)
+        _LOGGER.debug("%s queued (%s)", utterance.id, self.priority)
+
+    def _abandon(self, done: asyncio.Future[int]) -> None:
+        # An utterance that failed while its text was still streaming in: tell the
+        # caller now rather than after its producer has finished.
+        if self._reader is not None and not self._reader.done():
+            self._reader.cancel()
+
+
 def _priority(name: str) -> Priority:
     if not name:
         return Priority.MESSAGE
@@ -222,60 +266,6 @@ def _caller_code(code: grpc.StatusCode) -> grpc.StatusCode:
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN):
         return grpc.StatusCode.FAILED_PRECONDITION
     return code
-
-
-def _socket_in_use(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
-        try:
-            probe.connect(str(path))
-        except OSError:
-            return False
-    return True
-
-
-class ControlServer:
-    """Serves PlayerService on ``path`` (mode 0660), removing the socket when stopped."""
-
-    def __init__(self, path: Path, service: PlayerService) -> None:
-        self._path = path
-        self._service = service
-        self._server: grpc.aio.Server | None = None
-
-    async def start(self) -> None:
-        path = self._path
-        if path.exists() or path.is_symlink():
-            if _socket_in_use(path):
-                raise ControlError(f"another daemon is already serving on {path}")
-            _LOGGER.info("removing stale control socket %s", path)
-            path.unlink()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise ControlError(f"cannot create the folder for {path}: {err}") from err
-        server = grpc.aio.server()
-        control_pb2_grpc.add_PlayerServicer_to_server(self._service, server)
-        # Created 0600 under this umask, then opened up to the group: never world-writable,
-        # not even for a moment.
-        old_umask = os.umask(0o177)
-        try:
-            if server.add_insecure_port(f"unix:{path}") == 0:
-                raise ControlError(f"cannot listen on {path}")
-            await server.start()
-        except RuntimeError as err:
-            raise ControlError(f"cannot listen on {path}: {err}") from err
-        finally:
-            os.umask(old_umask)
-        os.chmod(path, SOCKET_MODE)
-        self._server = server
-        _LOGGER.info("control socket: %s", path)
-
-    async def stop(self, grace: float = 1.0) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            await server.stop(grace)
-        with contextlib.suppress(FileNotFoundError):
-            self._path.unlink()
 
 
 def _event_message(event: Event) -> control_pb2.Event:

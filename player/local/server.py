@@ -48,7 +48,7 @@ _LOGGER = logging.getLogger(__name__)
 
 
 class LocalServer:
-    """A grpc.aio server whose Synthesizer speaks with Piper."""
+    """A grpc.aio server whose Synthesizer service speaks with Piper."""
 
     def __init__(
         self, engine: PiperEngine, workers: int = 2, credentials: Credentials | None = None

@@ -44,12 +44,13 @@ class Playback:
         synthesis: Synthesis,
         events: EventBus | None = None,
         stall_timeout: float = STALL_TIMEOUT,
-        chimes: Mapping[Priority, Frames] | None = None,
+        chimes: Mapping[str, Frames] | None = None,
     ) -> None:
         self.output = output
         self.events = events or EventBus()
         self._synthesis = synthesis
         self._stall = stall_timeout
+        # By priority name: Priority is a StrEnum, so its members look them up directly.
         self._chimes = dict(chimes or {})
         self._schedule = Schedule()
         self._queued = asyncio.Event()
@@ -178,7 +179,7 @@ class Playback:
                     _LOGGER.warning(
                         "the audio callback did not confirm the fade-out in time "
                         "(last call %.3f s ago)",
-                        time.monotonic() - self.output.last_callback,
+                        time.monotonic() - self.output.stream.last_callback,
                     )
                 heard_to[id(track)] = self.output.flushed_at if playing else track.start
             resumed: list[Utterance] = []
@@ -243,7 +244,7 @@ class Playback:
 
     async def _play(self, track: Track) -> None:
         output, utterance = self.output, track.utterance
-        sink = _RingSink(self, track)
+        sink = _RingSink(self.heard, self.output, track, self._stall)
         try:
             await output.prepare()
             output.begin_utterance()
@@ -290,10 +291,10 @@ class Playback:
 class _RingSink:
     """A call's output for one utterance: audio into the ring, and marks beside it."""
 
-    def __init__(self, playback: Playback, track: Track) -> None:
-        self._heard = playback.heard
-        self._output = playback.output
-        self._stall = playback._stall
+    def __init__(self, heard: Heard, output: AudioOutput, track: Track, stall: float) -> None:
+        self._heard = heard
+        self._output = output
+        self._stall = stall
         self._track = track
 
     async def audio(self, frames: Frames) -> None:

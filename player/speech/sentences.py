@@ -16,21 +16,24 @@ MAX_SENTENCE_CHARS = 400
 _CLAUSE = re.compile("[,;:\u2014\u2013]\\s")  # comma, semicolon, colon, dashes
 
 
+def _is_abbreviation(sentence: str) -> bool:
+    words = sentence.rstrip(".").split()
+    return bool(words) and sentence.endswith(".") and words[-1].lower() in _ABBREVIATIONS
+
+
 def ends_sentence(piece: str) -> bool:
     """Whether ``piece`` (text ending in whitespace) ends with a sentence's end."""
     text = piece.rstrip()
     if not _END_AT_END.search(text + " "):
         return False
-    return not SentenceSplitter._is_abbreviation(text)
+    return not _is_abbreviation(text)
 
 
 def sentence_start(text: str, index: int) -> int:
     """Where the sentence holding ``text[index]`` begins (its first non-space character)."""
     start = 0
     for match in _END.finditer(text, 0, index + 1):
-        if match.end() <= index and not SentenceSplitter._is_abbreviation(
-            text[start : match.end()]
-        ):
+        if match.end() <= index and not _is_abbreviation(text[start : match.end()]):
             start = match.end()
     while start < index and text[start].isspace():
         start += 1
@@ -55,7 +58,7 @@ class SentenceSplitter:
         sentences: list[str] = []
         start = 0
         for match in _END.finditer(self._buffer):
-            if self._is_abbreviation(self._buffer[start : match.end()]):
+            if _is_abbreviation(self._buffer[start : match.end()]):
                 continue
             sentences.append(self._buffer[start : match.end()])
             start = match.end()
@@ -70,11 +73,6 @@ class SentenceSplitter:
         """Return whatever is buffered (stripped; may be empty) and forget it."""
         rest, self._buffer = self._buffer.strip(), ""
         return rest
-
-    @staticmethod
-    def _is_abbreviation(sentence: str) -> bool:
-        words = sentence.rstrip(".").split()
-        return bool(words) and sentence.endswith(".") and words[-1].lower() in _ABBREVIATIONS
 
     @staticmethod
     def _cut_point(text: str) -> int:

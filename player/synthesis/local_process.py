@@ -17,14 +17,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import grpc
 
 from player.errors import SynthesisError
 from player.synthesis.interface import CallResult, Piece, Sink
-from player.synthesis.speechkit import Synthesizer
+from player.synthesis.speechkit import SpeechKitClient
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -39,6 +39,10 @@ _CHANNEL_OPTIONS = [
 ]
 _STABLE = 60.0
 """A child that ran this long resets the restart backoff."""
+CLI = (sys.executable, "-m", "player")
+"""How the child's command line starts: this interpreter, running our CLI."""
+EXIT_USAGE = 2
+"""The CLI's exit code for bad arguments or config (player.cli.EXIT_USAGE)."""
 
 
 def _runtime_dir() -> str | None:
@@ -46,12 +50,16 @@ def _runtime_dir() -> str | None:
     return runtime if runtime and os.path.isdir(runtime) else None
 
 
-class LocalSynthesizer:
+class LocalEngineProcess:
     """Runs and supervises `speechkit-player serve-local` on a socket only we can reach."""
 
-    def __init__(self, config: Path | None, verbose: bool = False) -> None:
+    def __init__(
+        self, config: Path | None, verbose: bool = False, cli: Sequence[str] = CLI
+    ) -> None:
+        """``cli`` is how to run the command line; the tests give one that fails."""
         self._config = config
         self._verbose = verbose
+        self._cli = list(cli)
         # mkdtemp makes the folder 0700: nobody else can reach the socket inside.
         self._folder = Path(tempfile.mkdtemp(prefix="speechkit-player-", dir=_runtime_dir()))
         self.address = f"unix:{self._folder / 'local.sock'}"
@@ -86,14 +94,14 @@ class LocalSynthesizer:
             self._changed.notify_all()
 
     def command(self) -> list[str]:
-        command = [sys.executable, "-m", "player", "serve-local"]
-        command += ["--listen", self.address, "--exit-with-stdin"]
+        command = [*self._cli, "serve-local", "--listen", self.address, "--exit-with-stdin"]
         if self._config is not None:
             command += ["--config", str(self._config)]
         return command + (["--verbose"] if self._verbose else [])
 
     async def run(self) -> None:
-        """Start the child and restart it whenever it exits, until cancelled."""
+        """Start the child and restart it whenever it exits, until cancelled; return if
+        it exits with a usage or config error (EXIT_USAGE), which no restart cures."""
         backoff = _BACKOFF_MIN
         # The child needs no cloud credentials: keep them out of its environment.
         env = {k: v for k, v in os.environ.items() if not k.startswith("YANDEX_")}
@@ -108,6 +116,16 @@ class LocalSynthesizer:
                 except asyncio.CancelledError:
                     await self._terminate(child)
                     raise
+                if code == EXIT_USAGE:
+                    # Its command line or config is wrong: every restart would fail the
+                    # same way, so stop here and fail each utterance with the reason.
+                    failure = (
+                        f"the local synthesizer refused its command line or config "
+                        f"(exit code {code})"
+                    )
+                    await self._set_state(False, failure)
+                    _LOGGER.error("%s; not restarting it", failure)
+                    return
                 if time.monotonic() - started > _STABLE:
                     backoff = _BACKOFF_MIN
                 failure = f"the local synthesizer exited with code {code}"
@@ -158,10 +176,10 @@ class LocalSynthesizer:
             await child.wait()
 
 
-class LocalSynthesis:
+class LocalEngineClient:
     """Synthesis through the child: waits for it to be up, or fails at once with why not."""
 
-    def __init__(self, child: LocalSynthesizer, synthesizer: Synthesizer) -> None:
+    def __init__(self, child: LocalEngineProcess, synthesizer: SpeechKitClient) -> None:
         self._child = child
         self._synthesizer = synthesizer
 

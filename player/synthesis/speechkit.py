@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterable
 
 import grpc
 
+from player.audio.ring import Frames
 from player.config import SpeechKitSettings, VoiceSettings
 from player.errors import SynthesisError
 from player.generated.speechkit.tts.v3 import tts_pb2, tts_service_pb2_grpc
@@ -42,7 +43,7 @@ _EXPLAIN = {
 
 
 # What grpc.aio reports instead of the server's status when a write races the end of
-# the call (see Synthesizer._probe).
+# the call (see SpeechKitClient._probe).
 _CORE_ARTEFACT = "Internal error from Core"
 # Verdicts a message-less probe call can reproduce faithfully.
 _PROBE_EXPLAINS = frozenset(
@@ -91,7 +92,7 @@ def _metadata_value(metadata: Iterable[tuple[str, str | bytes]] | None, key: str
     return ""
 
 
-class Synthesizer:
+class SpeechKitClient:
     """Opens ``StreamSynthesis`` calls on one long-lived channel."""
 
     def __init__(
@@ -137,52 +138,14 @@ class Synthesizer:
         ``sink`` as it arrives. Raises SynthesisError; CancelledError cancels the call."""
         await self._connected()
         client_id = str(uuid.uuid4())
-        call = self._stub.StreamSynthesis(metadata=self._metadata(client_id))
-        started = time.monotonic()
-        decoder = Linear16Decoder()
-        frames = 0
-        first_audio: float | None = None
-        input_done = asyncio.Event()
-
-        async def send() -> None:
-            try:
-                await call.write(tts_pb2.StreamSynthesisRequest(options=self._options))
-                async for piece in pieces:
-                    await call.write(_request(piece))
-                await call.done_writing()
-            except asyncio.InvalidStateError:
-                # The server ended the call before we were done (a rejected key, an
-                # abort): the reader gets its status.
-                pass
-            input_done.set()
-
-        async def receive() -> None:
-            nonlocal frames, first_audio
-            loop = asyncio.get_running_loop()
-            async with asyncio.timeout(None) as idle:
-                async for response in call:
-                    if input_done.is_set():
-                        idle.reschedule(loop.time() + self._response_timeout)
-                    data = response.audio_chunk.data
-                    if data:
-                        if first_audio is None:
-                            first_audio = time.monotonic() - started
-                        chunk = decoder.decode(data)
-                        frames += len(chunk)
-                        if len(chunk):
-                            # Time spent waiting for room (a paused output) is ours,
-                            # not the server's silence.
-                            idle.reschedule(None)
-                            await sink.audio(chunk)
-                            if input_done.is_set():
-                                idle.reschedule(loop.time() + self._response_timeout)
-                    if response.text_chunk.text:
-                        sink.spoken(_spoken(response))
-
+        call = _Call(
+            self._stub.StreamSynthesis(metadata=self._metadata(client_id)),
+            self._response_timeout,
+        )
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(send())
-                group.create_task(receive())
+                group.create_task(call.send(self._options, pieces))
+                group.create_task(call.receive(sink))
         except* grpc.aio.AioRpcError as errors:
             err = errors.exceptions[0]
             assert isinstance(err, grpc.aio.AioRpcError)
@@ -191,7 +154,6 @@ class Synthesizer:
                 code, details = await self._probe()
             raise self._error(err, code, details, client_id) from None
         except* TimeoutError:
-            call.cancel()
             raise SynthesisError(
                 f"SpeechKit sent nothing for {self._response_timeout:.0f} s; gave up",
                 grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -200,11 +162,8 @@ class Synthesizer:
             # The sink's own errors (a stalled device) go to the caller unwrapped.
             raise errors.exceptions[0] from None
         finally:
-            call.cancel()  # no-op once finished; ends the RPC if we were cancelled
-        if decoder.pending:
-            _LOGGER.warning("the audio stream ended in the middle of a sample; last byte dropped")
-        request_id = _metadata_value(await call.initial_metadata(), "x-request-id")
-        return CallResult(frames, request_id, first_audio)
+            call.rpc.cancel()  # no-op once finished; ends the RPC if we were cancelled
+        return await call.result()
 
     async def _connected(self) -> None:
         """Wait (bounded) for the channel: a call made while grpc is between reconnect
@@ -273,3 +232,68 @@ class Synthesizer:
             client_id,
         )
         return SynthesisError(message, code, request_id)
+
+
+class _Call:
+    """One StreamSynthesis RPC: the writer's and the reader's halves, and what came."""
+
+    def __init__(
+        self,
+        rpc: grpc.aio.StreamStreamCall[
+            tts_pb2.StreamSynthesisRequest, tts_pb2.StreamSynthesisResponse
+        ],
+        response_timeout: float,
+    ) -> None:
+        self.rpc = rpc
+        self._response_timeout = response_timeout
+        self._started = time.monotonic()
+        self._decoder = Linear16Decoder()
+        self._frames = 0
+        self._first_audio: float | None = None
+        self._input_done = asyncio.Event()
+
+    async def send(self, options: tts_pb2.SynthesisOptions, pieces: AsyncIterator[Piece]) -> None:
+        try:
+            await self.rpc.write(tts_pb2.StreamSynthesisRequest(options=options))
+            async for piece in pieces:
+                await self.rpc.write(_request(piece))
+            await self.rpc.done_writing()
+        except asyncio.InvalidStateError:
+            # The server ended the call before we were done (a rejected key, an
+            # abort): the reader gets its status.
+            pass
+        self._input_done.set()
+
+    async def receive(self, sink: Sink) -> None:
+        """Pass audio and text to ``sink``; once all text is sent, a server silent for
+        the response timeout raises TimeoutError."""
+        async with asyncio.timeout(None) as idle:
+            async for response in self.rpc:
+                self._arm(idle)
+                data = response.audio_chunk.data
+                chunk = self._decode(data) if data else None
+                if chunk is not None and len(chunk):
+                    # Time spent waiting for room (a paused output) is ours, not the
+                    # server's silence.
+                    idle.reschedule(None)
+                    await sink.audio(chunk)
+                    self._arm(idle)
+                if response.text_chunk.text:
+                    sink.spoken(_spoken(response))
+
+    def _arm(self, idle: asyncio.Timeout) -> None:
+        if self._input_done.is_set():
+            idle.reschedule(asyncio.get_running_loop().time() + self._response_timeout)
+
+    def _decode(self, data: bytes) -> Frames:
+        if self._first_audio is None:
+            self._first_audio = time.monotonic() - self._started
+        chunk = self._decoder.decode(data)
+        self._frames += len(chunk)
+        return chunk
+
+    async def result(self) -> CallResult:
+        if self._decoder.pending:
+            _LOGGER.warning("the audio stream ended in the middle of a sample; last byte dropped")
+        request_id = _metadata_value(await self.rpc.initial_metadata(), "x-request-id")
+        return CallResult(self._frames, request_id, self._first_audio)

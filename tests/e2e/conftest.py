@@ -1,5 +1,6 @@
 """The end-to-end fixtures: a private PulseAudio with a null sink, a recorder of what it
-plays, and real daemons started on it. See `tests/harness/`."""
+plays, real daemons started on it, and the tone server they speak to as SpeechKit. See
+`tests/harness/`; the constants and helpers the tests share are in `common.py`."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.daemon import Daemons, clean_env
+from tests.e2e.common import KEY
+from tests.harness.daemon import Daemon, Daemons, clean_env
 from tests.harness.pulse import PulseServer, Recorder
+from tests.harness.tone_server import ToneScript, ToneServer
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +38,23 @@ async def daemons(pulse: PulseServer, tmp_path: Path) -> AsyncIterator[Daemons]:
     daemons = Daemons(tmp_path, clean_env(pulse.env))
     yield daemons
     await daemons.stop_all()
+
+
+@pytest.fixture
+def tone_script() -> ToneScript:
+    """What `tone_server` does: audio as fast as it can. A module that wants other pacing
+    defines its own `tone_script` fixture, which overrides this one."""
+    return ToneScript(api_key=KEY)
+
+
+@pytest.fixture
+async def tone_server(tone_script: ToneScript) -> AsyncIterator[ToneServer]:
+    """A tone server on a free local port, acting on `tone_script` (requiring `KEY`)."""
+    async with ToneServer(tone_script) as server:
+        yield server
+
+
+@pytest.fixture
+async def daemon(tone_server: ToneServer, daemons: Daemons) -> Daemon:
+    """A daemon speaking through `tone_server` with `KEY`."""
+    return await daemons.start(tone_server.address, KEY)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import stat
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +15,21 @@ import pytest
 
 from player.control.client import Client
 from player.generated.speechkit.tts.v3 import tts_pb2
+from tests.e2e.common import (
+    KEY,
+    RATE,
+    TIMEOUT,
+    closed_port,
+    heard_and_quiet,
+    killed_at_exit,
+    record_until,
+    status_of,
+)
 from tests.harness import audio_analysis as aa
 from tests.harness.daemon import Daemon, Daemons, clean_env, run_cli, spawn_cli, write_config
 from tests.harness.pulse import PulseServer, Recorder
 from tests.harness.tone_server import ToneScript, ToneServer
 
-RATE = 48000
-TIMEOUT = 20.0
-KEY = "sk-test-key-5f1e9c0d7b"
 ANNOUNCEMENT = (
     "Attention, please. The museum closes in fifteen minutes. "
     "Please make your way to the nearest exit."
@@ -34,34 +40,22 @@ StartDaemon = Callable[..., Awaitable[Daemon]]
 
 
 @pytest.fixture
-async def tone_server() -> AsyncIterator[ToneServer]:
-    script = ToneScript(api_key=KEY, realtime_factor=2.0, first_chunk_delay=0.05)
-    async with ToneServer(script) as server:
-        yield server
+def tone_script() -> ToneScript:
+    return ToneScript(api_key=KEY, realtime_factor=2.0, first_chunk_delay=0.05)
 
 
 @pytest.fixture
 async def start_daemon(tone_server: ToneServer, daemons: Daemons) -> StartDaemon:
+    """Starts a daemon like the shared `daemon` fixture, but inside the test, after it has
+    chosen its key, endpoint and config sections (and its tone script)."""
+
     async def start(
         *, api_key: str | None = KEY, endpoint: str | None = None, **sections: dict[str, object]
     ) -> Daemon:
-        return await daemons.start(endpoint or tone_server.address, api_key, **sections)
+        # flags=() spelled out, or mypy reads **sections as a possible `flags`.
+        return await daemons.start(endpoint or tone_server.address, api_key, flags=(), **sections)
 
     return start
-
-
-def heard_and_quiet(min_sound_s: float, quiet_s: float = 0.15) -> Callable[[np.ndarray], bool]:
-    """A recording holding at least ``min_sound_s`` of sound, followed by silence."""
-
-    def check(x: np.ndarray) -> bool:
-        spans = aa.sound_spans(x, RATE)
-        if not spans:
-            return False
-        total = sum(end - start for start, end in spans)
-        return total >= min_sound_s * RATE and len(x) - spans[-1][1] >= quiet_s * RATE
-
-    check.__name__ = f"heard {min_sound_s:.2f} s then {quiet_s:.2f} s of silence"
-    return check
 
 
 def sound_for(seconds: float, after: int = 0) -> Callable[[np.ndarray], bool]:
@@ -71,10 +65,6 @@ def sound_for(seconds: float, after: int = 0) -> Callable[[np.ndarray], bool]:
 
     check.__name__ = f"a sound of {seconds:.2f} s"
     return check
-
-
-async def record_until(recorder: Recorder, check: Callable[[np.ndarray], bool]) -> np.ndarray:
-    return await asyncio.to_thread(recorder.wait_until, check, TIMEOUT)
 
 
 async def test_announcement_is_heard_in_full_while_it_is_synthesised(
@@ -172,16 +162,12 @@ async def test_streamed_say_fails_while_its_input_is_still_open(
     proc = await spawn_cli(daemon.config, daemon.env, "say", "-")
     assert proc.stdin is not None
     assert proc.stderr is not None
-    try:
+    async with killed_at_exit(proc):
         proc.stdin.write(b"A producer that keeps writing.\n")
         await proc.stdin.drain()
         # stdin stays open: the error must arrive anyway, and the client must exit.
         err = await asyncio.wait_for(proc.stderr.read(), TIMEOUT)
         assert await asyncio.wait_for(proc.wait(), TIMEOUT) == 1
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     assert "authentication failed" in err.decode()
 
 
@@ -223,7 +209,7 @@ async def test_stdin_is_spoken_as_it_arrives(
     before = recorder.sample_count()
     proc = await spawn_cli(daemon.config, daemon.env, "say", "--wait", "-")
     assert proc.stdin is not None
-    try:
+    async with killed_at_exit(proc):
         proc.stdin.write(b"The first sentence comes at once.\n")
         await proc.stdin.drain()
         # Heard while the producer is still writing: stdin is not closed yet.
@@ -231,10 +217,6 @@ async def test_stdin_is_spoken_as_it_arrives(
         proc.stdin.write("Then the second, with ünïcode.\n".encode())
         proc.stdin.close()
         _, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     assert proc.returncode == 0, err.decode()
     (call,) = await tone_server.wait_calls(1, TIMEOUT)
     assert "".join(call.texts).split() == (
@@ -282,13 +264,11 @@ async def test_unknown_voice_is_reported_from_the_service(start_daemon: StartDae
 
 
 async def test_unreachable_endpoint_is_named(start_daemon: StartDaemon) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    daemon = await start_daemon(endpoint=f"127.0.0.1:{port}", speechkit={"connect_timeout": 1.0})
+    endpoint = closed_port()
+    daemon = await start_daemon(endpoint=endpoint, speechkit={"connect_timeout": 1.0})
     result = await run_cli(daemon.config, daemon.env, "say", "--wait", "Hello.")
     assert result.returncode == 1
-    assert f"unavailable (127.0.0.1:{port})" in result.stderr
+    assert f"unavailable ({endpoint})" in result.stderr
     assert daemon.alive
 
 
@@ -353,13 +333,6 @@ async def test_client_without_a_daemon_says_so(tmp_path: Path, pulse: PulseServe
     assert str(tmp_path / "control.sock") in result.stderr
     assert "running" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-
-
-async def status_of(daemon: Daemon) -> dict[str, object]:
-    result = await run_cli(daemon.config, daemon.env, "status")
-    assert result.returncode == 0, result.stderr
-    state: dict[str, object] = json.loads(result.stdout)
-    return state
 
 
 async def test_an_idle_stream_stops_and_the_next_utterance_is_heard_in_full(

@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
 from player import SyncClient
 from player.errors import ClientError
-from tests.harness.daemon import Daemon, Daemons
-from tests.harness.tone_server import ToneScript, ToneServer
-
-TIMEOUT = 30.0
-KEY = "sk-test-key-sync"
+from tests.e2e.common import KEY, TIMEOUT
+from tests.harness.daemon import Daemon
+from tests.harness.tone_server import ToneScript
 
 
 @pytest.fixture
-async def tone_server() -> AsyncIterator[ToneServer]:
-    async with ToneServer(ToneScript(api_key=KEY, realtime_factor=4.0)) as server:
-        yield server
-
-
-@pytest.fixture
-async def daemon(tone_server: ToneServer, daemons: Daemons) -> Daemon:
-    return await daemons.start(tone_server.address, KEY)
+def tone_script() -> ToneScript:
+    return ToneScript(api_key=KEY, realtime_factor=4.0)
 
 
 def use_sync_client(daemon: Daemon) -> list[str]:

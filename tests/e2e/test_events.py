@@ -3,66 +3,43 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import numpy as np
-import numpy.typing as npt
 import pytest
 
-from player.cli import event_dict
-from player.control.client import Client, EventStream
-from tests.harness import audio_analysis as aa
-from tests.harness.daemon import Daemon, Daemons, run_cli
+from player.control.client import Client
+from tests.e2e.common import (
+    KEY,
+    RATE,
+    TIMEOUT,
+    Listener,
+    heard_at_least,
+    pieces,
+    quiet_for,
+    sound_ms,
+)
+from tests.harness.daemon import Daemon, run_cli
 from tests.harness.pulse import Recorder
 from tests.harness.tone_server import ToneScript, ToneServer
 
-RATE = 48000
-TIMEOUT = 30.0
-KEY = "sk-test-key-events"
 TEXT = "The first sentence is short. The second one runs on for a good while longer."
 LONG = " ".join(f"Sentence number {n} keeps the speaker busy for a while." for n in range(8))
 
-Recording = npt.NDArray[np.int16]
-
 
 @pytest.fixture
-async def tone_server() -> AsyncIterator[ToneServer]:
-    script = ToneScript(api_key=KEY, realtime_factor=2.0, first_chunk_delay=0.1)
-    async with ToneServer(script) as server:
-        yield server
-
-
-@pytest.fixture
-async def daemon(tone_server: ToneServer, daemons: Daemons) -> Daemon:
-    return await daemons.start(tone_server.address, KEY)
-
-
-async def one(text: str) -> AsyncIterator[str]:
-    yield text
-
-
-async def collect(stream: EventStream, until: str, into: list[dict[str, object]]) -> None:
-    """Events as the CLI prints them, up to and including the first of kind `until`."""
-    async for event in stream:
-        into.append(event_dict(event))
-        if event.kind == until:
-            stream.close()
-            return
-
-
-def sound_ms(x: Recording) -> float:
-    return sum(end - start for start, end in aa.sound_spans(x, RATE)) * 1000 / RATE
+def tone_script() -> ToneScript:
+    return ToneScript(api_key=KEY, realtime_factor=2.0, first_chunk_delay=0.1)
 
 
 async def test_an_utterance_is_queued_started_spoken_and_finished(
     tone_server: ToneServer, daemon: Daemon
 ) -> None:
-    events: list[dict[str, object]] = []
-    async with Client(daemon.socket) as listener, Client(daemon.socket) as speaker:
-        stream = await listener.subscribe()
-        listening = asyncio.create_task(collect(stream, "finished", events))
-        reply = await asyncio.wait_for(speaker.say(one(TEXT), wait=True), TIMEOUT)
-        await asyncio.wait_for(listening, TIMEOUT)
+    async with (
+        Client(daemon.socket) as client,
+        Client(daemon.socket) as speaker,
+        Listener(client) as listener,
+    ):
+        reply = await asyncio.wait_for(speaker.say(pieces(TEXT), wait=True), TIMEOUT)
+        events = await listener.until("finished")
 
     kinds = [e["event"] for e in events]
     assert kinds[:2] == ["queued", "started"]
@@ -81,27 +58,18 @@ async def test_an_utterance_is_queued_started_spoken_and_finished(
 async def test_stop_reports_what_was_heard_to_within_50_ms(
     daemon: Daemon, recorder: Recorder
 ) -> None:
-    events: list[dict[str, object]] = []
     start_index = recorder.sample_count()
-    async with Client(daemon.socket) as listener:
-        stream = await listener.subscribe()
-        listening = asyncio.create_task(collect(stream, "cancelled", events))
+    async with Client(daemon.socket) as client, Listener(client) as listener:
         said = await run_cli(daemon.config, daemon.env, "say", LONG)
         assert said.returncode == 0, said.stderr
         # Let about 1.5 s be heard, then barge in.
-        await asyncio.to_thread(
-            recorder.wait_until, lambda x: sound_ms(x[start_index:]) >= 1500, TIMEOUT
-        )
+        await heard_at_least(recorder, start_index, 1500)
         stopped = await run_cli(daemon.config, daemon.env, "stop")
         assert stopped.returncode == 0, stopped.stderr
-        await asyncio.wait_for(listening, TIMEOUT)
+        events = await listener.until("cancelled")
 
     cancelled = events[-1]
-    x = await asyncio.to_thread(
-        recorder.wait_until,
-        lambda x: len(x) - start_index - aa.sound_spans(x[start_index:], RATE)[-1][1] >= 0.3 * RATE,
-        TIMEOUT,
-    )
+    x = await quiet_for(recorder, start_index, 0.3)
     heard_ms = sound_ms(x[start_index:])
     assert cancelled["played_ms"] == pytest.approx(heard_ms, abs=50)
     heard_text = str(cancelled["text"])

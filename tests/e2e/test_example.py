@@ -9,32 +9,31 @@ import importlib.util
 import re
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.common import (
+    KEY,
+    RATE,
+    TIMEOUT,
+    killed_at_exit,
+    quiet_for,
+    record_until,
+    sound_s,
+)
 from tests.harness import audio_analysis as aa
-from tests.harness.daemon import Daemon, Daemons, run_cli
+from tests.harness.daemon import Daemon, run_cli
 from tests.harness.pulse import Recorder
-from tests.harness.tone_server import ToneScript, ToneServer
+from tests.harness.tone_server import ToneScript
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "llm_speak.py"
-RATE = 48000
-TIMEOUT = 30.0
-KEY = "sk-test-key-example"
 
 
 @pytest.fixture
-async def tone_server() -> AsyncIterator[ToneServer]:
-    async with ToneServer(ToneScript(api_key=KEY, hold_until_force=True)) as server:
-        yield server
-
-
-@pytest.fixture
-async def daemon(tone_server: ToneServer, daemons: Daemons) -> Daemon:
-    return await daemons.start(tone_server.address, KEY)
+def tone_script() -> ToneScript:
+    return ToneScript(api_key=KEY, hold_until_force=True)
 
 
 def test_the_readme_shows_the_example_as_it_is() -> None:
@@ -67,37 +66,22 @@ async def test_the_llm_example_speaks_early_and_stop_reports_what_was_heard(
     )
     assert proc.stdout is not None
     lines: list[str] = []
-    try:
+    async with killed_at_exit(proc):
         first = await read_until(proc.stdout, "first audio", lines)
         tokens_then = int(_group(r"(\d+) tokens sent", first))
-        await asyncio.to_thread(
-            recorder.wait_until,
-            lambda x: (
-                len(aa.sound_spans(x[start:], RATE)) > 0
-                and sum(b - a for a, b in aa.sound_spans(x[start:], RATE)) > 0.8 * RATE
-            ),
-            TIMEOUT,
-        )
+        await record_until(recorder, lambda x: sound_s(x[start:]) > 0.8)
         asked = time.monotonic()
         stopped = await run_cli(daemon.config, daemon.env, "stop")
         assert stopped.returncode == 0, stopped.stderr
         await read_until(proc.stdout, "cancelled", lines)
         heard = await read_until(proc.stdout, "heard:", lines)
         out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     assert proc.returncode == 0, err.decode()
     lines.extend(out.decode().splitlines(keepends=True))
 
     total = len(re.findall(r"\s*\S{1,4}", _answer()))
     assert tokens_then < total  # speech started before the last token was sent
-    x = await asyncio.to_thread(
-        recorder.wait_until,
-        lambda x: len(x) - start - aa.sound_spans(x[start:], RATE)[-1][1] >= 0.3 * RATE,
-        TIMEOUT,
-    )
+    x = await quiet_for(recorder, start, 0.3)
     end = aa.sound_spans(x[start:], RATE)[-1][1]
     assert recorder.arrival_time(start + end - 1) - asked < 0.250
     heard_text = _group(r"heard: '(.*)'", heard)

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.e2e.common import RATE
 from tests.harness.audio_analysis import dominant_frequency, gaps, rms, sound_spans, tone
-from tests.harness.pulse import RATE, PulseServer, Recorder
+from tests.harness.pulse import PulseServer, Recorder
 
 PLAYER_TIMEOUT = 15.0
 """Seconds for the player subprocess to start PortAudio, play, and exit."""

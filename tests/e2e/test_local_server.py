@@ -23,11 +23,10 @@ from player.generated.speechkit.tts.v3 import tts_pb2, tts_service_pb2_grpc
 from player.local.engine import PiperEngine, default_model
 from player.local.server import LocalServer
 from player.synthesis.interface import Spoken
-from player.synthesis.speechkit import Synthesizer
+from player.synthesis.speechkit import SpeechKitClient
+from tests.e2e.common import TIMEOUT, pieces
 from tests.harness import audio_analysis as aa
 
-TIMEOUT = 30.0
-"""Seconds any single call may take (Piper speaks a sentence in well under one)."""
 ONE = "The next train to the airport leaves from platform four."
 THREE = (
     "Attention, please. The museum closes in fifteen minutes. "
@@ -57,8 +56,8 @@ async def channel(server: LocalServer) -> AsyncIterator[grpc.aio.Channel]:
         yield ch
 
 
-def synthesizer(channel: grpc.aio.Channel, rate: int, **voice: Any) -> Synthesizer:
-    return Synthesizer(
+def synthesizer(channel: grpc.aio.Channel, rate: int, **voice: Any) -> SpeechKitClient:
+    return SpeechKitClient(
         channel, SpeechKitSettings(endpoint="local", tls=False), VoiceSettings(**voice), rate
     )
 
@@ -83,11 +82,6 @@ class Heard:
     @property
     def pcm(self) -> np.ndarray:
         return np.concatenate(self.frames) if self.frames else np.zeros(0, np.float32)
-
-
-async def pieces(*texts: str) -> AsyncIterator[str]:
-    for text in texts:
-        yield text
 
 
 def assert_speech(audio: np.ndarray, rate: int, text: str) -> None:

@@ -4,93 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
-import numpy as np
-import numpy.typing as npt
 import pytest
 
-from player.cli import event_dict
-from player.control.client import Client, EventStream
+from player.control.client import Client
+from tests.e2e.common import (
+    KEY,
+    RATE,
+    TIMEOUT,
+    Listener,
+    Recording,
+    heard_at_least,
+    of,
+    quiet_for,
+    sound_ms,
+)
 from tests.harness import audio_analysis as aa
-from tests.harness.daemon import Daemon, Daemons, run_cli
+from tests.harness.daemon import Daemon, run_cli
 from tests.harness.pulse import Recorder
 from tests.harness.tone_server import ToneScript, ToneServer
 
-RATE = 48000
-TIMEOUT = 30.0
-KEY = "sk-test-key-priorities"
 SENTENCES = [f"Sentence {n} is spoken now." for n in ("one", "two", "three", "four", "five")]
 MESSAGE = " ".join(SENTENCES)
 LOW, HIGH = 440.0, 880.0
 SCRIPT = ToneScript(api_key=KEY, realtime_factor=2.0, first_chunk_delay=0.05, frequency_hz=LOW)
 
-Recording = npt.NDArray[np.int16]
-Events = list[dict[str, object]]
-
 
 @pytest.fixture
-async def tone_server() -> AsyncIterator[ToneServer]:
-    async with ToneServer(SCRIPT) as server:
-        yield server
-
-
-@pytest.fixture
-async def daemon(tone_server: ToneServer, daemons: Daemons) -> Daemon:
-    return await daemons.start(tone_server.address, KEY)
-
-
-class Listener:
-    """Every event from subscribing on, as the CLI prints it, in `events`."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-        self.events: Events = []
-        self._arrived = asyncio.Condition()
-
-    async def __aenter__(self) -> Listener:
-        self._stream = await self._client.subscribe()
-        self._task = asyncio.create_task(self._collect(self._stream))
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._stream.close()
-        self._task.cancel()
-
-    async def _collect(self, stream: EventStream) -> None:
-        async for event in stream:
-            async with self._arrived:
-                self.events.append(event_dict(event))
-                self._arrived.notify_all()
-
-    async def finished(self, utterance_id: str) -> None:
-        async with self._arrived:
-            await asyncio.wait_for(
-                self._arrived.wait_for(lambda: bool(of(self.events, utterance_id, "finished"))),
-                TIMEOUT,
-            )
-
-
-def of(events: Events, utterance_id: str, kind: str | None = None) -> Events:
-    return [e for e in events if e["id"] == utterance_id and kind in (None, e["event"])]
-
-
-def sound_ms(x: Recording) -> float:
-    return sum(end - start for start, end in aa.sound_spans(x, RATE)) * 1000 / RATE
-
-
-async def heard_at_least(recorder: Recorder, start: int, ms: float) -> None:
-    await asyncio.to_thread(recorder.wait_until, lambda x: sound_ms(x[start:]) >= ms, TIMEOUT)
-
-
-async def quiet_for(recorder: Recorder, start: int, seconds: float) -> Recording:
-    """The recording once it has been silent for `seconds` after some sound."""
-
-    def quiet(x: Recording) -> bool:
-        spans = aa.sound_spans(x[start:], RATE)
-        return bool(spans) and len(x) - start - spans[-1][1] >= seconds * RATE
-
-    return await asyncio.to_thread(recorder.wait_until, quiet, TIMEOUT)
+def tone_script() -> ToneScript:
+    return SCRIPT
 
 
 def silent_after(recorder: Recorder, x: Recording, start: int, asked: float) -> float:

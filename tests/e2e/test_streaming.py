@@ -7,19 +7,23 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-import numpy as np
-import numpy.typing as npt
 import pytest
 
 from player.control.client import Client
+from tests.e2e.common import (
+    KEY,
+    RATE,
+    TIMEOUT,
+    Recording,
+    heard_and_quiet,
+    record_until,
+    sound_s,
+)
 from tests.harness import audio_analysis as aa
-from tests.harness.daemon import Daemons
+from tests.harness.daemon import Daemon
 from tests.harness.pulse import Recorder
 from tests.harness.tone_server import ToneScript, ToneServer
 
-RATE = 48000
-TIMEOUT = 30.0
-KEY = "sk-test-key-streaming"
 ANSWER = (
     "Sure. The museum opens at nine in the morning and closes at six. "
     "On Sundays it closes at four, and the last entry is half an hour before closing."
@@ -37,42 +41,23 @@ def tokens(text: str) -> list[str]:
     return out
 
 
-Recording = npt.NDArray[np.int16]
-
-
-def sound_s(x: Recording) -> float:
-    return sum(end - start for start, end in aa.sound_spans(x, RATE)) / RATE
-
-
 async def heard(recorder: Recorder, since: int, seconds: float) -> Recording:
     """The recording from `since`, once it holds `seconds` of sound then some silence."""
-
-    def done(x: Recording) -> bool:
-        spans = aa.sound_spans(x[since:], RATE)
-        return (
-            bool(spans)
-            and sound_s(x[since:]) >= seconds
-            and (len(x) - since - spans[-1][1] >= 0.15 * RATE)
-        )
-
-    return (await asyncio.to_thread(recorder.wait_until, done, TIMEOUT))[since:]
+    return (await record_until(recorder, heard_and_quiet(seconds, since=since)))[since:]
 
 
 @pytest.fixture
-async def tone_server() -> AsyncIterator[ToneServer]:
+def tone_script() -> ToneScript:
     # Like the real service, it speaks only what a force_synthesis (or the end) releases:
     # speech before the end of the input is the daemon's doing.
-    script = ToneScript(
+    return ToneScript(
         api_key=KEY, realtime_factor=2.0, first_chunk_delay=0.1, hold_until_force=True
     )
-    async with ToneServer(script) as server:
-        yield server
 
 
 async def test_tokens_at_llm_speed_are_heard_before_the_last_one_is_sent(
-    tone_server: ToneServer, daemons: Daemons, recorder: Recorder
+    tone_server: ToneServer, daemon: Daemon, recorder: Recorder
 ) -> None:
-    daemon = await daemons.start(tone_server.address, KEY)
     start_index = recorder.sample_count()
     sent: list[float] = []
 
@@ -98,9 +83,8 @@ async def test_tokens_at_llm_speed_are_heard_before_the_last_one_is_sent(
 
 
 async def test_a_stall_in_the_input_is_silence_then_speech_goes_on(
-    tone_server: ToneServer, daemons: Daemons, recorder: Recorder
+    tone_server: ToneServer, daemon: Daemon, recorder: Recorder
 ) -> None:
-    daemon = await daemons.start(tone_server.address, KEY)
     start_index = recorder.sample_count()
     resumed = asyncio.Event()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,11 +90,17 @@ async def run_cli(
 
 
 class Daemon:
-    """`speechkit-player daemon --config PATH` in a subprocess; its stderr goes to a file."""
+    """`speechkit-player daemon --config PATH` in a subprocess; its stderr goes to a file.
 
-    def __init__(self, config: Path, env: dict[str, str]) -> None:
+    ``args`` replaces the CLI's arguments (say, to put `-v` first or leave `--config` to
+    the default); the socket is still looked for beside ``config``."""
+
+    def __init__(
+        self, config: Path, env: dict[str, str], args: Sequence[str] | None = None
+    ) -> None:
         self.config = config
         self.env = env
+        self.args = list(args) if args is not None else ["daemon", "--config", str(config)]
         self.socket = config.parent / "control.sock"
         self.log_path = config.parent / "daemon.log"
         self.proc: asyncio.subprocess.Process | None = None
@@ -108,9 +115,7 @@ class Daemon:
                 sys.executable,
                 "-m",
                 "player",
-                "daemon",
-                "--config",
-                str(self.config),
+                *self.args,
                 env=self.env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
@@ -157,11 +162,19 @@ class Daemons:
         self._started: list[Daemon] = []
 
     async def start(
-        self, endpoint: str | None, api_key: str | None, **sections: dict[str, object]
+        self,
+        endpoint: str | None,
+        api_key: str | None,
+        *,
+        flags: Sequence[str] = (),
+        **sections: dict[str, object],
     ) -> Daemon:
+        """`speechkit-player FLAGS... daemon --config PATH` with a config from the arguments
+        (see `write_config`)."""
         folder = self._base / f"daemon{len(self._started)}"
         folder.mkdir()
-        daemon = Daemon(write_config(folder, endpoint, api_key=api_key, **sections), self._env)
+        config = write_config(folder, endpoint, api_key=api_key, **sections)
+        daemon = Daemon(config, self._env, [*flags, "daemon", "--config", str(config)])
         self._started.append(daemon)
         await daemon.start()
         return daemon

@@ -13,6 +13,13 @@ from player.audio.output import AudioOutput
 from player.config import AudioSettings
 
 
+class FakeFlags:
+    """The part of sounddevice.CallbackFlags the callback reads."""
+
+    def __init__(self, output_underflow: bool = False) -> None:
+        self.output_underflow = output_underflow
+
+
 class FakeStream:
     def __init__(self, **kwargs: Any) -> None:
         self.kwargs = kwargs
@@ -37,10 +44,11 @@ class FakeStream:
     def close(self) -> None:
         self.active = False
 
-    def pull(self, frames: int) -> np.ndarray:
-        """One callback, as PortAudio makes it, with garbage in the buffer beforehand."""
+    def pull(self, frames: int, *, underflow: bool = False) -> np.ndarray:
+        """One callback, as PortAudio makes it, with garbage in the buffer beforehand;
+        `underflow`: PortAudio reports that the device ran dry before this call."""
         out = np.full((frames, self.channels), 7.0, dtype=np.float32)
-        self.callback(out, frames, None, None)
+        self.callback(out, frames, None, FakeFlags(underflow))
         return out
 
 

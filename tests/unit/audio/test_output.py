@@ -93,15 +93,27 @@ async def test_callback_never_raises():
     await output.write(ones(100), stall_timeout=1)
     bad = np.full((10, 2), 7.0, dtype=np.float32)  # PortAudio asks for more than it gives
     stream.callback(bad, 80, None, None)
-    assert output.callback_failed
+    assert output.stream.callback_failed
     assert not bad.any()
     assert not output.healthy
+
+
+async def test_device_underflows_are_counted_apart_from_ours():
+    output, (stream,) = make_output(prebuffer_ms=0)
+    output.begin_utterance()
+    await output.write(ones(800), stall_timeout=1)
+    stream.pull(80, underflow=True)
+    stream.pull(80)
+    stream.pull(80, underflow=True)
+    assert output.stream.device_underruns == 2
+    assert output.underruns == 0  # our ring never ran dry
+    assert not output.stream.callback_failed
 
 
 async def test_ensure_open_reopens_a_dead_stream():
     output, streams = make_output()
     streams[0].active = False
-    output.ensure_open()
+    output.stream.ensure_open()
     assert len(streams) == 2
     assert output.healthy
 
@@ -125,7 +137,7 @@ async def wait_for(event: threading.Event) -> None:
 async def test_an_idle_stream_is_stopped_and_started_again_for_the_next_utterance():
     output, (stream,) = make_output(prebuffer_ms=0, idle_stop_ms=50)
     busy = False
-    idle = asyncio.create_task(output.stop_when_idle(lambda: busy))
+    idle = asyncio.create_task(output.stream.stop_when_idle(lambda: busy))
     try:
         await wait_for(stream.stopped)
         assert output.healthy  # stopped for idleness, not broken
@@ -143,7 +155,7 @@ async def test_an_idle_stream_is_stopped_and_started_again_for_the_next_utteranc
 async def test_a_busy_or_speaking_output_is_not_stopped():
     output, (stream,) = make_output(prebuffer_ms=0, idle_stop_ms=20)
     busy = True
-    idle = asyncio.create_task(output.stop_when_idle(lambda: busy))
+    idle = asyncio.create_task(output.stream.stop_when_idle(lambda: busy))
     try:
         output.begin_utterance()
         await output.write(ones(80), stall_timeout=1)
@@ -161,7 +173,7 @@ async def test_a_busy_or_speaking_output_is_not_stopped():
 
 async def test_stop_while_stopped_for_idleness_drops_the_ring_itself():
     output, (stream,) = make_output(prebuffer_ms=0, idle_stop_ms=20)
-    idle = asyncio.create_task(output.stop_when_idle(lambda: False))
+    idle = asyncio.create_task(output.stream.stop_when_idle(lambda: False))
     try:
         await wait_for(stream.stopped)
         output.ring.write(ones(40))  # as if an utterance queued audio, then was stopped

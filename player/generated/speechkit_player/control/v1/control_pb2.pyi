@@ -204,12 +204,17 @@ class Counters(_message.Message):
     ERRORS_FIELD_NUMBER: _builtins.int
     FRAMES_PLAYED_FIELD_NUMBER: _builtins.int
     FALLBACKS_FIELD_NUMBER: _builtins.int
+    DEVICE_UNDERRUNS_FIELD_NUMBER: _builtins.int
     utterances: _builtins.int
     underruns: _builtins.int
     errors: _builtins.int
     frames_played: _builtins.int
     fallbacks: _builtins.int
     """Utterances the cloud could not be reached for, spoken by the local synthesizer."""
+    device_underruns: _builtins.int
+    """Blocks the sound device itself reported as underflowed (PortAudio's
+    output_underflow): glitches beside `underruns`, which counts our ring running dry.
+    """
     def __init__(
         self,
         *,
@@ -218,10 +223,11 @@ class Counters(_message.Message):
         errors: _builtins.int = ...,
         frames_played: _builtins.int = ...,
         fallbacks: _builtins.int = ...,
+        device_underruns: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["errors", b"errors", "fallbacks", b"fallbacks", "frames_played", b"frames_played", "underruns", b"underruns", "utterances", b"utterances"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_underruns", b"device_underruns", "errors", b"errors", "fallbacks", b"fallbacks", "frames_played", b"frames_played", "underruns", b"underruns", "utterances", b"utterances"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,71 @@
+"""player.cli: the parser (`-v` before or after the command, errors as one line) and what
+`status` prints."""
+
+from __future__ import annotations
+
+import pytest
+
+from player.cli import EXIT_USAGE, _parser, _status_dict
+from player.generated.speechkit_player.control.v1 import control_pb2
+
+COMMANDS = [
+    ["daemon"],
+    ["serve-local"],
+    ["say", "hello"],
+    ["stop"],
+    ["cancel", "u1"],
+    ["pause"],
+    ["resume"],
+    ["status"],
+    ["devices"],
+    ["events"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
+@pytest.mark.parametrize(
+    ("before", "after", "verbose"),
+    [([], [], False), (["-v"], [], True), ([], ["-v"], True), ([], ["--verbose"], True)],
+    ids=["none", "v-first", "v-after", "verbose-after"],
+)
+def test_verbose_is_accepted_before_and_after_the_command(
+    command: list[str], before: list[str], after: list[str], verbose: bool
+) -> None:
+    name, *rest = command
+    args = _parser().parse_args([*before, name, *after, "--config", "c.toml", *rest])
+    assert args.command == name
+    assert args.verbose is verbose
+    assert str(args.config) == "c.toml"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["status", "--bogus"], ["say"], ["nonsense"], [], ["say", "--priority", "loud", "hi"]],
+    ids=["unknown-option", "missing-text", "unknown-command", "no-command", "bad-choice"],
+)
+def test_a_usage_error_is_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        _parser().parse_args(argv)
+    assert exited.value.code == EXIT_USAGE
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("speechkit-player: ")
+    assert "--help" in lines[0]
+
+
+def test_help_still_prints_the_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        _parser().parse_args(["say", "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: speechkit-player say")
+    assert "--priority" in out
+
+
+def test_status_shows_the_device_underruns_beside_ours() -> None:
+    counters = control_pb2.Counters(underruns=2, device_underruns=5)
+    shown = _status_dict(control_pb2.Status(counters=counters))["counters"]
+    assert isinstance(shown, dict)
+    assert (shown["underruns"], shown["device_underruns"]) == (2, 5)

@@ -1,0 +1,84 @@
+"""The layers import only what their `__init__` says they may: data flows one way, and a
+client of the daemon never loads the daemon's audio side."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PLAYER = Path(__file__).resolve().parents[2] / "player"
+IMPORT_TIMEOUT = 60.0
+
+# Each layer and the layers (or single modules) it may import, besides itself. Keep in
+# step with the docstrings of the layers' __init__.py.
+ALLOWED: dict[str, set[str]] = {
+    "errors": set(),
+    "limits": set(),
+    "config": {"errors", "limits"},
+    "audio": {"config", "errors", "limits"},
+    "synthesis": {"audio.ring", "config", "errors", "limits", "generated"},
+    "speech": {"audio", "synthesis", "config", "errors", "limits"},
+    "control": {"speech", "audio", "synthesis", "config", "errors", "generated"},
+    "local": {"speech.sentences", "config", "errors", "limits", "generated"},
+}
+
+
+def _imports(path: Path) -> set[str]:
+    """The `player.` modules a file imports, without the prefix."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+            if node.module == "player":
+                names = [f"player.{alias.name}" for alias in node.names]
+            found.update(n.removeprefix("player.") for n in names if n.startswith("player."))
+        elif isinstance(node, ast.Import):
+            found.update(
+                a.name.removeprefix("player.") for a in node.names if a.name.startswith("player.")
+            )
+    return found
+
+
+def _allowed(layer: str, target: str) -> bool:
+    if target == layer or target.startswith(f"{layer}."):
+        return True
+    return any(target == ok or target.startswith(f"{ok}.") for ok in ALLOWED[layer])
+
+
+@pytest.mark.parametrize("layer", sorted(ALLOWED))
+def test_a_layer_imports_only_what_it_may(layer: str) -> None:
+    folder = PLAYER / layer
+    files = sorted(folder.rglob("*.py")) if folder.is_dir() else [PLAYER / f"{layer}.py"]
+    wrong = {
+        f"{path.relative_to(PLAYER)} imports player.{target}"
+        for path in files
+        for target in _imports(path)
+        if not _allowed(layer, target)
+    }
+    assert not wrong, sorted(wrong)
+
+
+def test_every_module_belongs_to_a_layer_or_an_edge() -> None:
+    edges = {"__init__", "__main__", "cli", "daemon"}
+    tops = {p.stem for p in PLAYER.glob("*.py")} | {
+        p.name for p in PLAYER.iterdir() if p.is_dir() and (p / "__init__.py").exists()
+    }
+    assert tops - edges - {"generated"} == set(ALLOWED)
+
+
+@pytest.mark.parametrize("layer", sorted(ALLOWED))
+def test_each_layer_imports_on_its_own(layer: str) -> None:
+    """In a fresh interpreter, so an import cycle cannot hide behind an earlier import."""
+    modules = [f"player.{layer}"]
+    folder = PLAYER / layer
+    if folder.is_dir():
+        modules += [f"player.{layer}.{p.stem}" for p in sorted(folder.glob("[!_]*.py"))]
+    script = "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)"
+    subprocess.run(
+        [sys.executable, "-c", script, *modules],
+        check=True, timeout=IMPORT_TIMEOUT, capture_output=True,
+    )  # fmt: skip
