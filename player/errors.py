@@ -1,8 +1,10 @@
 """Every error the package raises on purpose, under one base.
 
-`str()` of each is one line meant for the person who asked (the config error lists one
-line per problem). The edges, the CLI, the control server and the client library, each
-catch `PlayerError` once; anything else reaching them is a bug.
+`str()` of each is one line meant for the person who asked (a config error with several
+problems lists one per line). At the edges: the CLI catches `PlayerError` once and
+prints it; the control server turns what an utterance failed with into a gRPC status
+whose details are that line; the client library turns the daemon's statuses back into
+`ClientError`. Anything else reaching an edge is a bug.
 
     PlayerError
     ├── ConfigError           the configuration is unusable        (config)
@@ -123,7 +125,7 @@ class Rejected(LocalError):
     """Ends a call with a gRPC error status."""
 
     def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        super().__init__(code, details)
+        super().__init__(details)
         self.code = code
         self.details = details
 

@@ -1,6 +1,5 @@
-"""SpeechKit v3's documented limits, defined once: the config checks, the client and our
-SpeechKit-compatible servers all read them from here (see ../shared/speechkit-v3-wire.md
-in the project's documents)."""
+"""SpeechKit v3's documented limits, defined once: the config checks, the utterances the
+daemon sends (speech layer) and our SpeechKit-compatible servers all read them here."""
 
 from __future__ import annotations
 

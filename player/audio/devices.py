@@ -22,9 +22,20 @@ class DeviceInfo:
     """Frames per callback."""
 
 
+def _portaudio() -> Any:
+    """sounddevice, imported on first use; OutputError if PortAudio cannot be loaded."""
+    try:
+        import sounddevice
+    except OSError as err:  # sounddevice raises it when libportaudio is missing
+        raise OutputError(
+            f"PortAudio is not available ({err}); install it: sudo apt-get install libportaudio2"
+        ) from None
+    return sounddevice
+
+
 def resolve_device(settings: AudioSettings) -> DeviceInfo:
     """Ask PortAudio about the configured device; raises OutputError in plain words."""
-    import sounddevice
+    sounddevice = _portaudio()
 
     try:
         info = sounddevice.query_devices(settings.device, kind="output")
@@ -52,7 +63,7 @@ def resolve_device(settings: AudioSettings) -> DeviceInfo:
 
 def output_devices() -> list[dict[str, Any]]:
     """Output devices as PortAudio sees them, in the fields of control.proto's Device."""
-    import sounddevice
+    sounddevice = _portaudio()
 
     default = sounddevice.default.device[1]
     hostapis = sounddevice.query_hostapis()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import time
 from collections.abc import Callable
 
@@ -18,9 +17,6 @@ from player.audio.stream import OutputStream, StreamFactory, sounddevice_stream
 from player.audio.telemetry import Telemetry
 from player.config import AudioSettings
 from player.errors import OutputError
-
-_LOGGER = logging.getLogger(__name__)
-
 
 MAX_NAP = 0.1
 """Seconds: the longest the producer sleeps before looking at the ring again."""

@@ -56,9 +56,8 @@ class Client:
             "is `speechkit-player daemon` running with the same config?"
         )
 
-    def translate(self, err: grpc.aio.AioRpcError) -> ClientError:
-        """The one-line ClientError a failed call to the daemon means."""
-        # The daemon never answers UNAVAILABLE itself (see control.py), so this code
+    def _translate(self, err: grpc.aio.AioRpcError) -> ClientError:
+        # The daemon never answers UNAVAILABLE itself (see control/server.py), so this code
         # always means the socket did not answer.
         if err.code() is grpc.StatusCode.UNAVAILABLE:
             return self._unreachable()
@@ -97,13 +96,7 @@ class Client:
         raises ClientError with the reason, so the producer can stop too.
         """
         self._check_socket()
-        return Speech(self, wait, priority)
-
-    def say_call(
-        self, requests: AsyncIterator[control_pb2.SayRequest]
-    ) -> grpc.aio.StreamUnaryCall[control_pb2.SayRequest, control_pb2.SayReply]:
-        """The Say call itself, fed by ``requests``; `Speech` wraps it."""
-        return self._stub.Say(requests)
+        return Speech(self, self._stub, self._translate, wait, priority)
 
     async def cancel(self, utterance_id: str) -> bool:
         """Drop one utterance; False if it had already finished (or never existed)."""
@@ -123,7 +116,7 @@ class Client:
         try:
             return await method(request, timeout=CALL_TIMEOUT)
         except grpc.aio.AioRpcError as err:
-            raise self.translate(err) from None
+            raise self._translate(err) from None
 
     async def stop(self) -> control_pb2.StopReply:
         return await self._unary(self._stub.Stop, control_pb2.StopRequest())
@@ -139,11 +132,11 @@ class Client:
         try:
             await asyncio.wait_for(call.initial_metadata(), CALL_TIMEOUT)
         except grpc.aio.AioRpcError as err:
-            raise self.translate(err) from None
+            raise self._translate(err) from None
         except TimeoutError:
             call.cancel()
             raise ClientError(f"the daemon at {self.socket_path} did not answer") from None
-        return EventStream(call, self.translate)
+        return EventStream(call, self._translate)
 
     async def devices(self) -> control_pb2.ListDevicesReply:
         return await self._unary(self._stub.ListDevices, control_pb2.ListDevicesRequest())
@@ -158,7 +151,7 @@ class EventStream:
         translate: Callable[[grpc.aio.AioRpcError], ClientError],
     ) -> None:
         self._call = call
-        self.translate = translate
+        self._translate = translate
 
     async def __aiter__(self) -> AsyncIterator[control_pb2.Event]:
         try:
@@ -166,7 +159,7 @@ class EventStream:
                 yield event
         except grpc.aio.AioRpcError as err:
             if err.code() is not grpc.StatusCode.CANCELLED:
-                raise self.translate(err) from None
+                raise self._translate(err) from None
 
     def close(self) -> None:
         self._call.cancel()
@@ -175,10 +168,18 @@ class EventStream:
 class Speech:
     """One utterance being streamed to the daemon; see `Client.speech`."""
 
-    def __init__(self, client: Client, wait: bool, priority: str) -> None:
+    def __init__(
+        self,
+        client: Client,
+        stub: control_pb2_grpc.PlayerAsyncStub,  # what PlayerStub makes on an aio channel
+        translate: Callable[[grpc.aio.AioRpcError], ClientError],
+        wait: bool,
+        priority: str,
+    ) -> None:
         self._client = client
+        self._translate = translate
         self._pieces: asyncio.Queue[str | None] = asyncio.Queue()
-        self._call = client.say_call(self._requests(wait, priority))
+        self._call = stub.Say(self._requests(wait, priority))
         self._ended = asyncio.Event()
         self._call.add_done_callback(lambda _call: self._ended.set())
         self._id: str | None = None
@@ -248,7 +249,7 @@ class Speech:
             try:
                 metadata = await self._call.initial_metadata()
             except grpc.aio.AioRpcError as err:
-                raise self._client.translate(err) from None
+                raise self._translate(err) from None
             found = dict(metadata or ()).get("utterance-id")
             if found is None:
                 raise ClientError("the daemon sent no utterance id")
@@ -263,5 +264,5 @@ class Speech:
         try:
             reply: control_pb2.SayReply = await self._call
         except grpc.aio.AioRpcError as err:
-            raise self._client.translate(err) from None
+            raise self._translate(err) from None
         return reply

@@ -23,6 +23,9 @@ from player.generated.speechkit_player.control.v1 import control_pb2_grpc
 
 _LOGGER = logging.getLogger(__name__)
 
+MAX_PATH_BYTES = 107
+"""The longest name a Unix socket may have on Linux (sun_path's 108 bytes, less the NUL)."""
+
 SOCKET_MODE = 0o660
 PROBE_TIMEOUT = 1.0
 """Seconds to wait for a daemon on the socket to accept the probe connection."""
@@ -36,6 +39,11 @@ def claim_socket(path: Path) -> None:
     be created there. A socket nobody listens on, left by a daemon that was killed, is
     removed. (grpc itself would silently unlink a live daemon's socket and bind over it.)
     """
+    if len(os.fsencode(path)) > MAX_PATH_BYTES:
+        raise ControlError(
+            f"cannot create the control socket {path}: the path is longer than the "
+            f"{MAX_PATH_BYTES} bytes a Unix socket's name may have; set a shorter [control] socket"
+        )
     staging = _staging(path)
     try:
         if _occupied(path):
@@ -46,13 +54,15 @@ def claim_socket(path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ControlError(f"cannot create the control socket {path}: {_reason(err)}") from None
-    for probe in (path, staging):
-        _try_bind(probe, path)
+    # Only the staging name is tried, never `path` itself: a socket made and removed there
+    # could take the place of one a daemon starting at the same moment has just published.
+    _try_bind(staging, path)
 
 
 def _staging(path: Path) -> Path:
-    """Where grpc creates the socket before it gets its real name (see ControlServer)."""
-    return path.with_name(f".{path.name}.{os.getpid()}")
+    """Where grpc creates the socket before it gets its real name (see ControlServer):
+    beside it, and no longer than the default name, so a path that fits fits here too."""
+    return path.with_name(f".skp-{os.getpid()}")
 
 
 def _occupied(path: Path) -> bool:

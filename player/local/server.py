@@ -21,12 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from grpc import aio
 
+from player import limits
 from player.config import LocalSettings
 from player.generated.speechkit.tts.v3 import tts_pb2
 from player.local.engine import PiperEngine
 from player.local.service import (
-    MAX_STREAM_CHARS,
-    SPEECHKIT_VOICES,
     Context,
     Credentials,
     OutputFormat,
@@ -54,7 +53,7 @@ class LocalServer:
         self, engine: PiperEngine, workers: int = 2, credentials: Credentials | None = None
     ) -> None:
         self._engine = engine
-        self.voices = SPEECHKIT_VOICES | engine.voice_names
+        self.voices = limits.VOICES | engine.voice_names
         """Voice names a call may ask for."""
         self._credentials = credentials or Credentials()
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="piper")
@@ -126,8 +125,8 @@ class LocalServer:
             check_voice_options(voice, speed, volume, pitch, loudness, self.voices)
             if not request.text.strip():
                 raise invalid("text is empty")
-            if len(request.text) > MAX_STREAM_CHARS:
-                raise invalid(f"text exceeds {MAX_STREAM_CHARS} characters")
+            if len(request.text) > limits.TEXT_PER_CALL:
+                raise invalid(f"text exceeds {limits.TEXT_PER_CALL} characters")
             spec = request.output_audio_spec if request.HasField("output_audio_spec") else None
             output = output_format(spec, allow_wav=True)
             voicing = self.voicing(voice, output, speed, volume, loudness)

@@ -25,10 +25,6 @@ from player.generated.speechkit.tts.v3 import tts_pb2, tts_service_pb2
 
 _LOGGER = logging.getLogger(__name__)
 
-SPEECHKIT_VOICES = limits.VOICES
-MAX_STREAM_CHARS = limits.TEXT_PER_CALL
-MIN_RATE_HZ, MAX_RATE_HZ = limits.RATE_HZ
-WAV_RATE_HZ = limits.WAV_RATE_HZ
 UNAUTHENTICATED_DETAILS = "Token is invalid or has expired."
 
 SERVICE = tts_service_pb2.DESCRIPTOR.services_by_name["Synthesizer"].full_name
@@ -76,14 +72,15 @@ def output_format(spec: tts_pb2.AudioFormatOptions | None, *, allow_wav: bool) -
         if spec.raw_audio.audio_encoding != tts_pb2.RawAudio.LINEAR16_PCM:
             raise invalid("raw_audio.audio_encoding must be LINEAR16_PCM")
         rate = spec.raw_audio.sample_rate_hertz
-        if not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
-            raise invalid(f"sample_rate_hertz {rate} is outside {MIN_RATE_HZ}..{MAX_RATE_HZ}")
+        low, high = limits.RATE_HZ
+        if not low <= rate <= high:
+            raise invalid(f"sample_rate_hertz {rate} is outside {low}..{high}")
         return OutputFormat(rate, wav=False)
     wav_asked = kind is None or (
         spec is not None and spec.container_audio.container_audio_type == tts_pb2.ContainerAudio.WAV
     )
     if allow_wav and wav_asked:
-        return OutputFormat(WAV_RATE_HZ, wav=True)
+        return OutputFormat(limits.WAV_RATE_HZ, wav=True)
     if kind == "container_audio":
         assert spec is not None
         name = tts_pb2.ContainerAudio.ContainerAudioType.Name(
@@ -162,8 +159,8 @@ async def read_stream(
         elif kind == "synthesis_input":
             text = request.synthesis_input.text
             chars += len(text)
-            if chars > MAX_STREAM_CHARS:
-                raise invalid(f"text exceeds {MAX_STREAM_CHARS} characters per stream")
+            if chars > limits.TEXT_PER_CALL:
+                raise invalid(f"text exceeds {limits.TEXT_PER_CALL} characters per stream")
             on_text(text)
         elif kind == "force_synthesis":
             on_force()

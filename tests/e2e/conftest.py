@@ -17,7 +17,7 @@ from tests.harness.tone_server import ToneScript, ToneServer
 
 @pytest.fixture(scope="session")
 def pulse() -> Iterator[PulseServer]:
-    """A private PulseAudio server with a null sink "speaker"; see tests/pulse.py."""
+    """A private PulseAudio server with a null sink "speaker"; see tests/harness/pulse.py."""
     with PulseServer() as server:
         yield server
 
@@ -27,9 +27,6 @@ def recorder(pulse: PulseServer) -> Iterator[Recorder]:
     """Records speaker.monitor; already receiving data when the test starts."""
     with Recorder(pulse) as rec:
         yield rec
-
-
-# --- End of audio harness block ------------------------------------------------------------
 
 
 @pytest.fixture

@@ -52,8 +52,7 @@ async def start_daemon(tone_server: ToneServer, daemons: Daemons) -> StartDaemon
     async def start(
         *, api_key: str | None = KEY, endpoint: str | None = None, **sections: dict[str, object]
     ) -> Daemon:
-        # flags=() spelled out, or mypy reads **sections as a possible `flags`.
-        return await daemons.start(endpoint or tone_server.address, api_key, flags=(), **sections)
+        return await daemons.start(endpoint or tone_server.address, api_key, **sections)
 
     return start
 

@@ -10,9 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.e2e.common import KEY as KEY  # re-exported: test_daemon_start.py imports it here
-from tests.e2e.common import RATE, heard_and_quiet, record_until, status_of
-from tests.e2e.common import closed_port as closed_port  # re-exported, as KEY
+from tests.e2e.common import KEY, RATE, closed_port, heard_and_quiet, record_until, status_of
 from tests.harness import audio_analysis as aa
 from tests.harness.daemon import Daemon, Daemons, run_cli
 from tests.harness.pulse import PulseServer, Recorder

@@ -165,16 +165,14 @@ class Daemons:
         self,
         endpoint: str | None,
         api_key: str | None,
-        *,
-        flags: Sequence[str] = (),
         **sections: dict[str, object],
     ) -> Daemon:
-        """`speechkit-player FLAGS... daemon --config PATH` with a config from the arguments
-        (see `write_config`)."""
+        """`speechkit-player daemon --config PATH` with a config from the arguments (see
+        `write_config`)."""
         folder = self._base / f"daemon{len(self._started)}"
         folder.mkdir()
         config = write_config(folder, endpoint, api_key=api_key, **sections)
-        daemon = Daemon(config, self._env, [*flags, "daemon", "--config", str(config)])
+        daemon = Daemon(config, self._env, ["daemon", "--config", str(config)])
         self._started.append(daemon)
         await daemon.start()
         return daemon

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 import grpc
 from grpc import aio
 
+from player import limits
 from player.errors import Rejected
 from player.generated.speechkit.tts.v3 import tts_pb2
 from player.local.service import (
-    SPEECHKIT_VOICES,
     Context,
     Credentials,
     bound_address,
@@ -80,7 +80,7 @@ class ToneScript:
     """If set, require `authorization: Api-Key <this>` (scheme case-insensitive)."""
     iam_token: str | None = None
     """If set, `authorization: Bearer <this>` is accepted too."""
-    voices: frozenset[str] = SPEECHKIT_VOICES
+    voices: frozenset[str] = limits.VOICES
 
 
 @dataclass

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from player import cli
 from player.cli import _parser
 from player.errors import SynthesisError
+from player.synthesis import local_process
 from player.synthesis.local_process import CLI, LocalEngineProcess
 
 TIMEOUT = 10.0
@@ -102,3 +104,8 @@ async def test_a_child_that_exits_otherwise_is_restarted(
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
+
+
+def test_the_exit_code_not_restarted_is_the_clis_usage_code() -> None:
+    # The synthesis layer may not import the CLI, so it keeps its own copy of the code.
+    assert local_process.EXIT_USAGE == cli.EXIT_USAGE
