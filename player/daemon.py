@@ -22,6 +22,7 @@ from player.speech.playback import Playback
 from player.synthesis.fallback import Fallback
 from player.synthesis.interface import Synthesis
 from player.synthesis.local_process import LocalEngineClient, LocalEngineProcess
+from player.synthesis.long_text import SplitLongText
 from player.synthesis.speechkit import SpeechKitClient
 
 _LOGGER = logging.getLogger(__name__)
@@ -142,8 +143,12 @@ async def run(settings: Settings) -> None:
     except DaemonError:
         output.close()
         raise
-    playback = Playback(output, synthesis.synthesis, chimes=chimes)
-    service = PlayerService(playback, output, synthesis.endpoint, _devices, settings.stream)
+    # Outermost, so each of a long text's calls may fall back on its own.
+    whole_texts = SplitLongText(synthesis.synthesis, device.samplerate)
+    playback = Playback(output, whole_texts, chimes=chimes)
+    service = PlayerService(
+        playback, output, synthesis.endpoint, _devices, settings.stream, settings.text
+    )
     control = ControlServer(settings.control.socket, service)
     try:
         await control.start()

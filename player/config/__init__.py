@@ -16,6 +16,7 @@ from player.config.settings import (
     Settings,
     SpeechKitSettings,
     StreamSettings,
+    TextSettings,
     VoiceSettings,
 )
 from player.errors import ConfigError
@@ -30,6 +31,7 @@ __all__ = [
     "Settings",
     "SpeechKitSettings",
     "StreamSettings",
+    "TextSettings",
     "VoiceSettings",
     "default_config",
     "load_settings",

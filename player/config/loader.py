@@ -24,16 +24,22 @@ from player.config.settings import (
     Fallback,
     LocalSettings,
     Loudness,
+    Markup,
     Settings,
     SpeechKitSettings,
     StreamSettings,
+    TextSettings,
     VoiceSettings,
 )
 from player.errors import ConfigError
 
-_SECTIONS = ("speechkit", "voice", "audio", "control", "local", "stream", "chimes")
+_SECTIONS = ("speechkit", "voice", "audio", "control", "local", "stream", "text", "chimes")
 _SECTION_LIST = ", ".join(f"[{name}]" for name in _SECTIONS)
 _FALLBACKS: dict[str, Fallback] = {"none": "none", "local": "local"}
+_MARKUPS: dict[str, Markup] = {"plain": "plain", "tts": "tts"}
+# Seconds: shorter gives up on a healthy service on a slow network; longer lets a dead one
+# hold every utterance queued behind it.
+_ANSWER_TIMEOUTS = Range(0.5, 600)
 
 
 def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
@@ -48,13 +54,14 @@ def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
     control = _control(sections["control"], base, environ)
     local = _local(sections["local"], base, environ)
     stream = _stream(sections["stream"])
+    text = _text(sections["text"])
     chimes = _chimes(sections["chimes"], base, environ)
     for section in sections.values():
         section.report_unknown()
     _report_unknown_top_level(data, sections, errors)
     if errors:
         raise ConfigError(path, errors)
-    return Settings(speechkit, voice, audio, control, local, stream, chimes, path)
+    return Settings(speechkit, voice, audio, control, local, stream, chimes, path, text)
 
 
 def _read_toml(path: Path) -> dict[str, object]:
@@ -116,6 +123,12 @@ def _speechkit(
         folder_id=folder_id,
         connect_timeout=section.number(
             "connect_timeout", default.connect_timeout, Range(0, math.inf, lo_open=True)
+        ),
+        first_audio_timeout_s=section.number(
+            "first_audio_timeout_s", default.first_audio_timeout_s, _ANSWER_TIMEOUTS
+        ),
+        stall_timeout_s=section.number(
+            "stall_timeout_s", default.stall_timeout_s, _ANSWER_TIMEOUTS
         ),
         fallback=_FALLBACKS.get(fallback, default.fallback),
     )
@@ -238,6 +251,16 @@ def _stream(section: TableReader) -> StreamSettings:
         pause_ms=section.integer("pause_ms", default.pause_ms, Range(20, 10_000)),
         idle_close_s=section.number("idle_close_s", default.idle_close_s, Range(1, 86_400)),
     )
+
+
+def _text(section: TableReader) -> TextSettings:
+    default = TextSettings()
+    raw = section.string("markup", default.markup)
+    markup = _MARKUPS.get(raw.lower())
+    if markup is None:
+        section.error("markup", f'expected "plain" or "tts", found "{raw}"')
+        return default
+    return TextSettings(markup=markup)
 
 
 def _chimes(section: TableReader, base: Path | None, environ: Mapping[str, str]) -> ChimeSettings:

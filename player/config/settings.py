@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -13,6 +13,7 @@ from player.config.credentials import Secret
 
 Loudness = Literal["LUFS", "MAX_PEAK"]
 Fallback = Literal["none", "local"]
+Markup = Literal["plain", "tts"]
 
 CLOUD_ENDPOINT = "tts.api.cloud.yandex.net:443"
 LOCAL = "local"
@@ -33,6 +34,10 @@ class SpeechKitSettings:
     """Cloud folder sent as `x-folder-id`; empty to send none."""
     connect_timeout: float = 5.0
     """Seconds a call waits for the channel to be ready."""
+    first_audio_timeout_s: float = 10.0
+    """Seconds the service may take to send a call's first audio once asked to speak."""
+    stall_timeout_s: float = 5.0
+    """Seconds the service may send nothing while it owes audio, after its first."""
     fallback: Fallback = "none"
     """"local": an utterance that cannot reach the endpoint is spoken by the local
     synthesizer instead."""
@@ -107,6 +112,15 @@ class StreamSettings:
 
 
 @dataclass(frozen=True)
+class TextSettings:
+    markup: Markup = "plain"
+    """"plain": markdown and SpeechKit markup in the text are read as a person would read
+    them (`**bold**` as "bold", `C++` as "C plus plus"); "tts": SpeechKit's TTS markup
+    (`+` stress, `sil<[300]>` pauses, `**emphasis**`) goes to the service unchanged.
+    Control characters, terminal escapes and bidi controls are removed in both."""
+
+
+@dataclass(frozen=True)
 class ChimeSettings:
     """A WAV file (integer PCM, any rate and channels) to play before each utterance of
     a priority; converted to the device's rate once, at start-up. None: no chime."""
@@ -153,3 +167,5 @@ class Settings:
     """Sounds played before utterances, per priority."""
     source: Path | None
     """The config file these settings came from; None when built from defaults."""
+    text: TextSettings = field(default_factory=TextSettings)
+    """How the text to speak is cleaned before it is sent."""

@@ -11,13 +11,13 @@ from typing import Never
 import grpc
 
 from player.audio.output import AudioOutput
-from player.config import StreamSettings
+from player.config import StreamSettings, TextSettings
 from player.errors import OutputError, PriorityError, SynthesisError, TextError
 from player.generated.speechkit_player.control.v1 import control_pb2, control_pb2_grpc
 from player.speech.events import Event
 from player.speech.playback import Playback
 from player.speech.priority import Priority
-from player.speech.utterance import Utterance
+from player.speech.utterance import Utterance, worth_starting
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -33,8 +33,10 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
         endpoint: str,
         devices: DeviceLister,
         stream: StreamSettings,
+        text: TextSettings | None = None,
     ) -> None:
         self._stream = stream
+        self._text = text or TextSettings()
         self._playback = playback
         self._output = output
         self._endpoint = endpoint
@@ -45,7 +47,7 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
         request_iterator: AsyncIterator[control_pb2.SayRequest],
         context: grpc.aio.ServicerContext[control_pb2.SayRequest, control_pb2.SayReply],
     ) -> control_pb2.SayReply:
-        said = _SayInput(self._stream, self._playback, context)
+        said = _SayInput(self._stream, self._text, self._playback, context)
         try:
             return await self._say(said, request_iterator, context)
         except (PriorityError, TextError, SynthesisError, OutputError) as err:
@@ -65,10 +67,13 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
     ) -> control_pb2.SayReply:
         utterance = await said.read(requests)
         if utterance is None:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, "nothing to say: the text is empty"
-            )
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, said.nothing_to_say())
         utterance.close()
+        if not utterance.has_speech and not utterance.done.done():
+            # Its start looked like words, but all of it was markup after all (a link's
+            # URL, a pause mark): it ends at once, with nothing played and no error.
+            await self._playback.cancel(utterance, "nothing to speak in its text")
+            return control_pb2.SayReply(utterance_id=utterance.id)
         if not said.wait and not utterance.done.done():
             return control_pb2.SayReply(utterance_id=utterance.id)
         frames = await utterance.done
@@ -187,15 +192,18 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
 
 class _SayInput:
     """One Say call's requests: the first carries `wait` and the priority; the text goes
-    to one utterance, queued (and its id sent) at the first piece that is not blank."""
+    to one utterance, queued (and its id sent) once the text has something to speak."""
 
     def __init__(
         self,
         stream: StreamSettings,
+        text: TextSettings,
         playback: Playback,
         context: grpc.aio.ServicerContext[control_pb2.SayRequest, control_pb2.SayReply],
     ) -> None:
         self._stream = stream
+        self._text = text
+        self._head = ""  # the text before the utterance starts
         self._playback = playback
         self._context = context
         self._reader: asyncio.Task[None] | None = None
@@ -232,11 +240,19 @@ class _SayInput:
             else:
                 self.utterance.feed(request.text)
 
+    def nothing_to_say(self) -> str:
+        """Why a text that ended without an utterance is refused."""
+        if not self._head.strip():
+            return "nothing to say: the text is empty"
+        return "nothing to say: the text has only markup, signs or control characters"
+
     async def _start(self, text: str) -> None:
-        if not text.strip():
+        # Markup split over tokens ("*", "*", "bold") is kept until words come with it.
+        self._head += text
+        if not worth_starting(self._head, self._text):
             return
-        utterance = self.utterance = Utterance(self._stream, self.priority)
-        utterance.feed(text)
+        utterance = self.utterance = Utterance(self._stream, self.priority, self._text)
+        utterance.feed(self._head)
         utterance.done.add_done_callback(self._abandon)
         # The id goes out first: a caller may want to cancel it at once.
         await self._context.send_initial_metadata((("utterance-id", utterance.id),))

@@ -5,6 +5,9 @@ piece sent ends with a space. A sentence end, or a pause in the input, adds
 `force_synthesis`, so the service speaks what it has instead of waiting for more. A
 stall is silence, never the end; only an input left idle for `idle_close_s` is closed.
 
+The text is cleaned on its way in (`player.speech.markup`, as `[text] markup` says): a
+piece with nothing to speak is never sent.
+
 Everything queued is kept, and each synthesis call reads it from a cursor: an utterance
 cut by a more important one is spoken again by a new call that starts from the sentence
 that was cut (`rewind`), then goes on with whatever text came meanwhile.
@@ -19,8 +22,9 @@ import time
 from collections.abc import AsyncIterator
 
 from player import limits
-from player.config import StreamSettings
+from player.config import StreamSettings, TextSettings
 from player.errors import TextError
+from player.speech.markup import TextCleaner, speakable
 from player.speech.priority import Priority
 from player.speech.sentences import SentenceSplitter, ends_sentence, sentence_start
 from player.speech.text import WordJoiner
@@ -35,7 +39,10 @@ class Utterance:
     _ids = itertools.count(1)
 
     def __init__(
-        self, settings: StreamSettings | None = None, priority: Priority = Priority.MESSAGE
+        self,
+        settings: StreamSettings | None = None,
+        priority: Priority = Priority.MESSAGE,
+        text: TextSettings | None = None,
     ) -> None:
         settings = settings or StreamSettings()
         self.id = f"u{next(self._ids)}"
@@ -49,8 +56,11 @@ class Utterance:
         """When it was asked for: `started` events count from here."""
         self.idle_closed = False
         """Closed because its input stayed idle for `idle_close_s`."""
+        self.has_speech = False
+        """Some text with something to speak was queued (not only markup or signs)."""
         self._pause = settings.pause_ms / 1000
         self._idle = settings.idle_close_s
+        self._cleaner = TextCleaner((text or TextSettings()).markup)
         self._joiner = WordJoiner()
         self._log: list[Piece] = []  # everything queued, in order
         self._next = 0  # the log item a call takes next
@@ -59,6 +69,7 @@ class Utterance:
         self._more = asyncio.Event()
         self._closed = False
         self._unforced = False  # text queued since the last force_synthesis
+        self._carry = ""  # markup with nothing to speak, waiting for words to go with
         self._loop = asyncio.get_running_loop()
         self._timers: list[asyncio.TimerHandle] = []
         self.done: asyncio.Future[int] = self._loop.create_future()
@@ -73,13 +84,10 @@ class Utterance:
                 else "it has already ended"
             )
             raise TextError(f"no more text for {self.id}: {why}")
+        # Any length: a text over one call's limit is spoken in several calls
+        # (player.synthesis.long_text).
         self.chars += len(text)
-        if self.chars > limits.TEXT_PER_CALL:
-            raise TextError(
-                f"text too long: over {limits.TEXT_PER_CALL} characters in one utterance "
-                "(SpeechKit's streaming limit); split it into several"
-            )
-        self._queue(self._joiner.feed(text), force_at_sentence_end=True)
+        self._queue(self._joiner.feed(self._cleaner.feed(text)), force_at_sentence_end=True)
         self._rearm()
 
     def close(self) -> None:
@@ -88,7 +96,7 @@ class Utterance:
             return
         self._closed = True
         self._cancel_timers()
-        self._queue(self._joiner.finish(), force_at_sentence_end=False)
+        self._let_go(self._cleaner.finish())
         self._more.set()
 
     async def pieces(self) -> AsyncIterator[Piece]:
@@ -147,13 +155,25 @@ class Utterance:
         # which sentence was cut from the text chunks the service sends for each.
         splitter = SentenceSplitter()
         for sentence in [*splitter.feed(piece), splitter.flush()]:
-            if not sentence:
-                continue
-            self._log.append(sentence + " ")
-            self._more.set()
-            self._unforced = True
-            if force_at_sentence_end and ends_sentence(sentence + " "):
+            ends = ends_sentence(sentence + " ")
+            # The service rejects a piece that is only markup, and signs say nothing:
+            # such a piece goes with the next one ("sil<[300]> " before a word in "tts"),
+            # or nowhere if it ends a sentence.
+            if speakable(sentence, lines=False):
+                self._log.append(self._carry + sentence + " ")
+                self._carry = ""
+                self._more.set()
+                self._unforced = True
+                self.has_speech = True
+            elif sentence:
+                self._carry = "" if ends else self._carry + sentence + " "
+            if force_at_sentence_end and ends:
                 self._force()
+
+    def _let_go(self, cleaned: str) -> None:
+        """Queues the rest of the text for now: what the cleaner held, and the word the
+        joiner held."""
+        self._queue(self._joiner.feed(cleaned) + self._joiner.finish(), force_at_sentence_end=False)
 
     def _force(self) -> None:
         if self._unforced:
@@ -175,10 +195,17 @@ class Utterance:
 
     def _paused(self) -> None:
         # A word held back waiting for its end is as complete as it will be for a while.
-        self._queue(self._joiner.finish(), force_at_sentence_end=False)
+        self._let_go(self._cleaner.flush())
         self._force()
 
     def _idled(self) -> None:
         _LOGGER.warning("%s: no text for %g s; closed ([stream] idle_close_s)", self.id, self._idle)
         self.idle_closed = True
         self.close()
+
+
+def worth_starting(head: str, text: TextSettings) -> bool:
+    """Whether the input so far (``head``) is worth an utterance: it has something to
+    speak, or is already as long as a call's text (held longer, it would only grow).
+    Markup, signs and control characters alone ("**", "- ", a colour escape) are not."""
+    return len(head) > limits.TEXT_PER_CALL or speakable(head, lines=text.markup == "plain")

@@ -1,7 +1,9 @@
 """Layer `synthesis`: text pieces in, PCM out.
 
 Owns: `interface` (pieces, sinks, results: what every way of synthesising shares),
-`speechkit` (one SpeechKit v3 StreamSynthesis call, with `pcm`, its LINEAR16 decoder),
+`speechkit` (`SpeechKitClient`: opens SpeechKit v3 StreamSynthesis calls; `stream_call`
+runs one, bounding the server's silences; `pcm` decodes LINEAR16), `long_text` (a text
+over one call's limit as consecutive calls),
 `local_process` (the daemon's own local synthesizer as a supervised child process),
 `fallback` (the cloud first, the local synthesizer when it cannot be reached).
 May import: `player.audio.ring` (the frame type), `player.config`, `player.errors`,

@@ -52,7 +52,8 @@ class Sink(Protocol):
     async def audio(self, frames: Frames) -> None: ...
 
     def spoken(self, spoken: Spoken) -> None:
-        """Called after the audio of the same response was passed to ``audio``."""
+        """Called after the audio this text speaks (from its start) was passed to
+        ``audio``: the same response's, or for text sent ahead of its audio, the next."""
 
 
 @dataclass(frozen=True)

@@ -1,28 +1,27 @@
-"""One SpeechKit ``StreamSynthesis`` call: options, text pieces, half-close; audio out."""
+"""One SpeechKit ``StreamSynthesis`` call: options, text pieces, half-close; audio out.
+
+A call never waits forever for a server that stopped answering: once the service owes
+audio (see `player.synthesis.stream_call`), `first_audio_timeout_s` bounds the wait for
+the first chunk and `stall_timeout_s` every silence after it; either ends the call with
+DEADLINE_EXCEEDED.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 
 import grpc
 
-from player.audio.ring import Frames
 from player.config import SpeechKitSettings, VoiceSettings
 from player.errors import SynthesisError
 from player.generated.speechkit.tts.v3 import tts_pb2, tts_service_pb2_grpc
-from player.synthesis.interface import FORCE, CallResult, Piece, Sink, Spoken, WordTiming
-from player.synthesis.pcm import Linear16Decoder
+from player.synthesis.interface import CallResult, Piece, Sink
+from player.synthesis.stream_call import Silent, StreamCall, metadata_value
 
 _LOGGER = logging.getLogger(__name__)
-
-
-# Once all text is sent, the service answers within seconds; a silent server beyond
-# this is treated as dead rather than left to hang the queue.
-RESPONSE_TIMEOUT = 30.0
 
 _LOUDNESS = {
     "LUFS": tts_pb2.LUFS,
@@ -74,24 +73,6 @@ def build_options(voice: VoiceSettings, samplerate: int) -> tts_pb2.SynthesisOpt
     return options
 
 
-def _spoken(response: tts_pb2.StreamSynthesisResponse) -> Spoken:
-    words = tuple(WordTiming(w.word, w.start_ms, w.length_ms) for w in response.word_timings)
-    return Spoken(response.text_chunk.text, response.start_ms, words)
-
-
-def _request(piece: Piece) -> tts_pb2.StreamSynthesisRequest:
-    if piece is FORCE:
-        return tts_pb2.StreamSynthesisRequest(force_synthesis=tts_pb2.ForceSynthesisEvent())
-    return tts_pb2.StreamSynthesisRequest(synthesis_input=tts_pb2.SynthesisInput(text=piece))
-
-
-def _metadata_value(metadata: Iterable[tuple[str, str | bytes]] | None, key: str) -> str:
-    for name, value in metadata or ():
-        if name == key:
-            return value.decode(errors="replace") if isinstance(value, bytes) else value
-    return ""
-
-
 class SpeechKitClient:
     """Opens ``StreamSynthesis`` calls on one long-lived channel."""
 
@@ -101,7 +82,6 @@ class SpeechKitClient:
         speechkit: SpeechKitSettings,
         voice: VoiceSettings,
         samplerate: int,
-        response_timeout: float = RESPONSE_TIMEOUT,
         *,
         fail_fast: bool = False,
     ) -> None:
@@ -112,7 +92,7 @@ class SpeechKitClient:
         self._stub = tts_service_pb2_grpc.SynthesizerStub(channel)
         self._speechkit = speechkit
         self._options = build_options(voice, samplerate)
-        self._response_timeout = response_timeout
+        self._samplerate = samplerate
         self._fail_fast = fail_fast
 
     def _metadata(self, request_id: str) -> list[tuple[str, str]]:
@@ -138,9 +118,10 @@ class SpeechKitClient:
         ``sink`` as it arrives. Raises SynthesisError; CancelledError cancels the call."""
         await self._connected()
         client_id = str(uuid.uuid4())
-        call = _Call(
+        call = StreamCall(
             self._stub.StreamSynthesis(metadata=self._metadata(client_id)),
-            self._response_timeout,
+            self._speechkit,
+            self._samplerate,
         )
         try:
             async with asyncio.TaskGroup() as group:
@@ -153,11 +134,17 @@ class SpeechKitClient:
             if code is grpc.StatusCode.INTERNAL and details == _CORE_ARTEFACT:
                 code, details = await self._probe()
             raise self._error(err, code, details, client_id) from None
-        except* TimeoutError:
-            raise SynthesisError(
-                f"SpeechKit sent nothing for {self._response_timeout:.0f} s; gave up",
-                grpc.StatusCode.DEADLINE_EXCEEDED,
-            ) from None
+        except* Silent as errors:
+            silent = errors.exceptions[0]
+            assert isinstance(silent, Silent)
+            _LOGGER.warning(
+                "synthesis failed: %s [DEADLINE_EXCEEDED] (x-client-request-id=%s; "
+                "the bound is [speechkit] %s)",
+                silent,
+                client_id,
+                silent.setting,
+            )
+            raise SynthesisError(str(silent), grpc.StatusCode.DEADLINE_EXCEEDED) from None
         except* Exception as errors:
             # The sink's own errors (a stalled device) go to the caller unwrapped.
             raise errors.exceptions[0] from None
@@ -195,7 +182,7 @@ class SpeechKitClient:
         """
         call = self._stub.StreamSynthesis(metadata=self._metadata(str(uuid.uuid4())))
         try:
-            async with asyncio.timeout(self._response_timeout):
+            async with asyncio.timeout(self._speechkit.first_audio_timeout_s):
                 await call.done_writing()
                 async for _ in call:
                     pass
@@ -216,7 +203,7 @@ class SpeechKitClient:
         self, err: grpc.aio.AioRpcError, code: grpc.StatusCode, details: str, client_id: str
     ) -> SynthesisError:
         details = self._scrub(details)
-        request_id = _metadata_value(err.initial_metadata(), "x-request-id") or _metadata_value(
+        request_id = metadata_value(err.initial_metadata(), "x-request-id") or metadata_value(
             err.trailing_metadata(), "x-request-id"
         )
         if code is grpc.StatusCode.UNAVAILABLE:
@@ -232,68 +219,3 @@ class SpeechKitClient:
             client_id,
         )
         return SynthesisError(message, code, request_id)
-
-
-class _Call:
-    """One StreamSynthesis RPC: the writer's and the reader's halves, and what came."""
-
-    def __init__(
-        self,
-        rpc: grpc.aio.StreamStreamCall[
-            tts_pb2.StreamSynthesisRequest, tts_pb2.StreamSynthesisResponse
-        ],
-        response_timeout: float,
-    ) -> None:
-        self.rpc = rpc
-        self._response_timeout = response_timeout
-        self._started = time.monotonic()
-        self._decoder = Linear16Decoder()
-        self._frames = 0
-        self._first_audio: float | None = None
-        self._input_done = asyncio.Event()
-
-    async def send(self, options: tts_pb2.SynthesisOptions, pieces: AsyncIterator[Piece]) -> None:
-        try:
-            await self.rpc.write(tts_pb2.StreamSynthesisRequest(options=options))
-            async for piece in pieces:
-                await self.rpc.write(_request(piece))
-            await self.rpc.done_writing()
-        except asyncio.InvalidStateError:
-            # The server ended the call before we were done (a rejected key, an
-            # abort): the reader gets its status.
-            pass
-        self._input_done.set()
-
-    async def receive(self, sink: Sink) -> None:
-        """Pass audio and text to ``sink``; once all text is sent, a server silent for
-        the response timeout raises TimeoutError."""
-        async with asyncio.timeout(None) as idle:
-            async for response in self.rpc:
-                self._arm(idle)
-                data = response.audio_chunk.data
-                chunk = self._decode(data) if data else None
-                if chunk is not None and len(chunk):
-                    # Time spent waiting for room (a paused output) is ours, not the
-                    # server's silence.
-                    idle.reschedule(None)
-                    await sink.audio(chunk)
-                    self._arm(idle)
-                if response.text_chunk.text:
-                    sink.spoken(_spoken(response))
-
-    def _arm(self, idle: asyncio.Timeout) -> None:
-        if self._input_done.is_set():
-            idle.reschedule(asyncio.get_running_loop().time() + self._response_timeout)
-
-    def _decode(self, data: bytes) -> Frames:
-        if self._first_audio is None:
-            self._first_audio = time.monotonic() - self._started
-        chunk = self._decoder.decode(data)
-        self._frames += len(chunk)
-        return chunk
-
-    async def result(self) -> CallResult:
-        if self._decoder.pending:
-            _LOGGER.warning("the audio stream ended in the middle of a sample; last byte dropped")
-        request_id = _metadata_value(await self.rpc.initial_metadata(), "x-request-id")
-        return CallResult(self._frames, request_id, self._first_audio)

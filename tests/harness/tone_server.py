@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import signal
 import time
@@ -76,6 +77,20 @@ class ToneScript:
     """Abort the call once this many audio bytes were sent."""
     abort_code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE
     abort_message: str = "stream aborted by test server"
+    never_answer: bool = False
+    """Accept the call and read its requests, but send nothing and never end it: a hung
+    server (the call ends when the client cancels it or the server stops)."""
+    stall_after_bytes: int | None = None
+    """Once this many audio bytes were sent, send nothing for `stall_s` seconds (once)."""
+    stall_s: float = math.inf
+    """How long that stall lasts; inf: the rest never comes and the call never ends."""
+    text_only_first: bool = False
+    """Send each piece's text in a TEXT_ONLY response (text_chunk and start_ms, no audio)
+    ahead of its audio, which then comes in AUDIO_ONLY responses without text, as
+    SpeechKit's livetts model does."""
+    unspeakable_pieces: frozenset[int] = frozenset()
+    """Pieces (0-based, in the order they are spoken; with hold_until_force, what one
+    force releases is one piece) answered by one NO_SPEAKABLE_TEXT response, no audio."""
     api_key: str | None = None
     """If set, require `authorization: Api-Key <this>` (scheme case-insensitive)."""
     iam_token: str | None = None
@@ -109,6 +124,10 @@ class CallRecord:
     """OK, or the error the call ended with (CANCELLED when the client cancelled)."""
     half_closed: bool = False
     """The request stream ended. grpc ends it on a client cancel too: see `status`."""
+    responses: list[tts_pb2.StreamSynthesisResponse] = field(default_factory=list)
+    """Every response sent, in order."""
+    stalled_at: float | None = None
+    """When the script's stall (stall_after_bytes) began."""
 
 
 class _Call:
@@ -127,6 +146,8 @@ class _Call:
         self._pacer = Pacer(script.first_chunk_delay, script.realtime_factor, script.jitter, rng)
         self._rate = 0
         self._tone: ToneGenerator | None = None
+        self._spoken = 0  # pieces taken from the queue
+        self._stalled = False
 
     async def run(self, requests: AsyncIterator[tts_pb2.StreamSynthesisRequest]) -> None:
         """Serve the call; raises Rejected with the error it must end with."""
@@ -162,13 +183,50 @@ class _Call:
         self._tone = ToneGenerator(self._script.frequency_hz, self._script.amplitude, self._rate)
 
     async def _write(self) -> None:
+        if self._script.never_answer:
+            await asyncio.Future()  # until the call is cancelled
         while (piece := await self._pieces.get()) is not None:
             text, arrived_at = piece
             assert self._tone is not None  # the reader queues text only after options
+            index, self._spoken = self._spoken, self._spoken + 1
+            start_ms = byte_offset_ms(len(self._record.audio), self._rate)
+            if index in self._script.unspeakable_pieces:
+                kind = tts_pb2.StreamSynthesisResponse.NO_SPEAKABLE_TEXT
+                await self._respond(tts_pb2.StreamSynthesisResponse(chunk_type=kind))
+                continue
+            if self._script.text_only_first:
+                ahead = tts_pb2.StreamSynthesisResponse(
+                    text_chunk=tts_pb2.TextChunk(text=text),
+                    start_ms=start_ms,
+                    chunk_type=tts_pb2.StreamSynthesisResponse.TEXT_ONLY,
+                )
+                await self._respond(ahead)
             self._pacer.piece_arrived(arrived_at, self._tone.position / self._rate)
             count = piece_samples(len(text), self._script.ms_per_char, self._rate)
             for i, chunk in enumerate(self._chunker.split(self._tone.take(count))):
-                await self._send(chunk, text if i == 0 else None)
+                await self._send_stalling(chunk, text if i == 0 else None)
+
+    async def _respond(self, response: tts_pb2.StreamSynthesisResponse) -> None:
+        await send(self._context, response)
+        self._record.responses.append(response)
+
+    async def _send_stalling(self, chunk: bytes, text: str | None) -> None:
+        """`_send`, with the stall the script asks for at the byte it asks for."""
+        limit, sent = self._script.stall_after_bytes, len(self._record.audio)
+        if limit is None or self._stalled or sent + len(chunk) < limit:
+            await self._send(chunk, text)
+            return
+        cut = limit - sent
+        if cut > 0:
+            await self._send(chunk[:cut], text)
+            chunk, text = chunk[cut:], None
+        self._stalled = True
+        self._record.stalled_at = time.monotonic()
+        if math.isinf(self._script.stall_s):
+            await asyncio.Future()  # until the call is cancelled
+        await asyncio.sleep(self._script.stall_s)
+        if chunk:
+            await self._send(chunk, text)
 
     async def _send(self, chunk: bytes, text: str | None) -> None:
         record, limit = self._record, self._script.abort_after_bytes
@@ -188,9 +246,11 @@ class _Call:
             start_ms=start_ms,
             length_ms=byte_offset_ms(end, self._rate) - start_ms,
         )
-        if text is not None:
+        if self._script.text_only_first:
+            response.chunk_type = tts_pb2.StreamSynthesisResponse.AUDIO_ONLY
+        elif text is not None:
             response.text_chunk.text = text
-        await send(self._context, response)
+        await self._respond(response)
         record.audio += chunk
         record.finished_at = time.monotonic()
         record.chunk_times.append(record.finished_at)
@@ -253,6 +313,17 @@ class ToneServer:
         await asyncio.wait_for(reached(), timeout)
         return [call for call in self.calls if any(call is done for done in self._finished)]
 
+    async def wait_started(self, n: int, timeout: float) -> list[CallRecord]:  # noqa: ASYNC109
+        """Wait until `n` calls have started (a hung one never finishes); return them all.
+        Raises TimeoutError after `timeout` seconds."""
+
+        async def reached() -> None:
+            while len(self.calls) < n:
+                await self._progress.wait()
+
+        await asyncio.wait_for(reached(), timeout)
+        return list(self.calls)
+
     def expected_pcm(self, texts: list[str], rate: int) -> bytes:
         """The audio the current script sends for `texts`, as one LINEAR16 byte string."""
         tone = ToneGenerator(self.script.frequency_hz, self.script.amplitude, rate)
@@ -269,6 +340,7 @@ class ToneServer:
         record = CallRecord(metadata=metadata_dict(context))
         rng = random.Random(script.jitter_seed + len(self.calls))
         self.calls.append(record)
+        self._progressed()
         credentials = Credentials(script.api_key, script.iam_token)
 
         def ended(code: grpc.StatusCode) -> None:
@@ -291,8 +363,12 @@ class ToneServer:
                 record.status.name, len(record.texts), len(record.audio),
             )  # fmt: skip
             self._finished.append(record)
-            self._progress.set()
-            self._progress = asyncio.Event()
+            self._progressed()
+
+    def _progressed(self) -> None:
+        """A call started or finished: wake the waiters, who check what they wait for."""
+        self._progress.set()
+        self._progress = asyncio.Event()
 
 
 async def _serve(script: ToneScript, listen: str) -> None:

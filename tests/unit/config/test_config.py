@@ -20,6 +20,7 @@ from player.config import (
     VoiceSettings,
     load_settings,
 )
+from player.config.settings import TextSettings
 from player.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "player.toml"
@@ -161,6 +162,21 @@ def test_full_file_round_trip(tmp_path):
     assert isinstance(settings.speechkit.connect_timeout, float)
 
 
+def test_answer_timeouts_default_and_read(tmp_path):
+    defaults = load_settings(None, ENV).speechkit
+    assert (defaults.first_audio_timeout_s, defaults.stall_timeout_s) == (10.0, 5.0)
+    path = write(tmp_path, "[speechkit]\nfirst_audio_timeout_s = 1\nstall_timeout_s = 0.5\n")
+    speechkit = load_settings(path, ENV).speechkit
+    assert (speechkit.first_audio_timeout_s, speechkit.stall_timeout_s) == (1.0, 0.5)
+    assert isinstance(speechkit.first_audio_timeout_s, float)
+
+
+def test_answer_timeouts_must_be_numbers(tmp_path):
+    errors = errors_of(tmp_path, '[speechkit]\nstall_timeout_s = "5s"\nfirst_audio_timeout = 3')
+    assert errors[0].startswith("speechkit.stall_timeout_s: expected a number")
+    assert "first_audio_timeout_s" in errors[1]  # the misspelling gets a suggestion
+
+
 def test_a_missing_chime_is_named(tmp_path):
     errors = errors_of(tmp_path, '[chimes]\nimportant = "nowhere.wav"\nimportnt = "x.wav"\n')
     assert any(e.startswith("chimes.important:") and "nowhere.wav" in e for e in errors)
@@ -232,7 +248,8 @@ def test_keys_outside_any_section_are_errors(tmp_path):
         "voice: expected a table [voice], found a string",
         'key "speed" is outside any section; it belongs in [voice]',
         'unknown top-level key "colour"; '
-        "settings go in [speechkit], [voice], [audio], [control], [local], [stream], [chimes]",
+        "settings go in [speechkit], [voice], [audio], [control], [local], [stream], [text], "
+        "[chimes]",
     ]
 
 
@@ -284,6 +301,14 @@ def test_integers_are_accepted_for_floats(tmp_path):
         ("[audio]\nbuffer_ms = 100", "audio.buffer_ms: 100 is out of range [200, 60000]"),
         ("[audio]\nfade_ms = 101", "audio.fade_ms: 101 is out of range [0, 100]"),
         ("[speechkit]\nconnect_timeout = 0", "speechkit.connect_timeout: 0 is out of range > 0"),
+        (
+            "[speechkit]\nfirst_audio_timeout_s = 0.4",
+            "speechkit.first_audio_timeout_s: 0.4 is out of range [0.5, 600]",
+        ),
+        (
+            "[speechkit]\nstall_timeout_s = 601",
+            "speechkit.stall_timeout_s: 601 is out of range [0.5, 600]",
+        ),
         (
             "[audio]\nbuffer_ms = 1000\nprebuffer_ms = 501",
             "audio.prebuffer_ms: 501 is out of range [0, 500] (at most half of buffer_ms)",
@@ -749,3 +774,38 @@ def test_absolute_socket_is_kept(tmp_path):
     path = write(tmp_path, '[control]\nsocket = "/run/speechkit/player.sock"\n')
 
     assert load_settings(path, ENV).control.socket == Path("/run/speechkit/player.sock")
+
+
+@pytest.mark.parametrize(("value", "markup"), [("plain", "plain"), ("tts", "tts"), ("TTS", "tts")])
+def test_text_markup_may_be_plain_or_tts(tmp_path, value, markup):
+    settings = load_settings(write(tmp_path, f'[text]\nmarkup = "{value}"\n'), ENV)
+
+    assert settings.text == TextSettings(markup=markup)
+
+
+def test_text_markup_defaults_to_plain_in_the_example_too():
+    assert load_settings(None, ENV).text == TextSettings(markup="plain")
+    assert load_settings(EXAMPLE, ENV).text == TextSettings()
+    assert "\n[text]\n" in EXAMPLE.read_text(encoding="utf-8")
+    assert '\nmarkup = "plain"\n' in EXAMPLE.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ('markup = "markdown"', 'text.markup: expected "plain" or "tts", found "markdown"'),
+        ("markup = true", "text.markup: expected a string, found a boolean"),
+        ('markpu = "tts"', 'unknown key [text] "markpu"; did you mean "markup"?'),
+    ],
+)
+def test_text_errors_name_the_key_and_the_choices(tmp_path, text, error):
+    assert errors_of(tmp_path, f"[text]\n{text}\n") == [error]
+
+
+def test_text_errors_come_with_the_others(tmp_path):
+    errors = errors_of(tmp_path, '[voice]\nspeed = 9\n[text]\nmarkup = "ssml"\n')
+
+    assert errors == [
+        "voice.speed: 9 is out of range [0.1, 3]",
+        'text.markup: expected "plain" or "tts", found "ssml"',
+    ]

@@ -318,6 +318,107 @@ async def test_many_cancels_at_random_points_stay_quiet(
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
+async def test_never_answer_reads_the_text_and_holds_the_call_open(
+    server: ToneServer, address: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.script = ToneScript(never_answer=True)
+    async with grpc.aio.insecure_channel(address) as channel:
+        call = tts_service_pb2_grpc.SynthesizerStub(channel).StreamSynthesis()
+        await asyncio.wait_for(call.write(options()), TIMEOUT)
+        await asyncio.wait_for(call.write(text(TEXT_1S)), TIMEOUT)
+        await asyncio.wait_for(call.done_writing(), TIMEOUT)
+        # Silence can only be shown by waiting: half a second with nothing, not even the end.
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(call.read(), 0.5)
+        (record,) = server.calls
+        assert record.texts == [TEXT_1S]
+        assert record.half_closed
+        assert record.finished_at is None
+        call.cancel()
+        (record,) = await server.wait_calls(1, TIMEOUT)
+    assert record.status == grpc.StatusCode.CANCELLED
+    assert record.responses == []
+    await asyncio.wait_for(server.stop(), TIMEOUT)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_stall_after_bytes_pauses_then_sends_the_rest(
+    server: ToneServer, address: str
+) -> None:
+    server.script = ToneScript(stall_after_bytes=10_000, stall_s=0.3)
+    outcome = await synthesize(address, [options(), text(TEXT_1S)])
+    assert outcome.code == grpc.StatusCode.OK
+    assert outcome.audio == server.expected_pcm([TEXT_1S], RATE)
+    offsets = np.cumsum([len(r.audio_chunk.data) for r in outcome.responses])
+    resumed = int(np.searchsorted(offsets, 10_000, side="right"))
+    assert offsets[resumed - 1] == 10_000  # the stall starts exactly at the byte asked for
+    assert outcome.received_at[resumed] - outcome.received_at[resumed - 1] >= 0.29
+    (record,) = await server.wait_calls(1, TIMEOUT)
+    assert record.stalled_at is not None
+
+
+async def test_endless_stall_holds_the_call_open(server: ToneServer, address: str) -> None:
+    server.script = ToneScript(stall_after_bytes=10_000)
+    async with grpc.aio.insecure_channel(address) as channel:
+        call = tts_service_pb2_grpc.SynthesizerStub(channel).StreamSynthesis()
+        await asyncio.wait_for(call.write(options()), TIMEOUT)
+        await asyncio.wait_for(call.write(text(TEXT_1S)), TIMEOUT)
+        await asyncio.wait_for(call.done_writing(), TIMEOUT)
+        audio = b""
+        while len(audio) < 10_000:
+            response = await asyncio.wait_for(call.read(), TIMEOUT)
+            assert isinstance(response, tts_pb2.StreamSynthesisResponse)
+            audio += response.audio_chunk.data
+        assert len(audio) == 10_000
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(call.read(), 0.5)
+        call.cancel()
+        (record,) = await server.wait_calls(1, TIMEOUT)
+    assert record.status == grpc.StatusCode.CANCELLED
+    assert len(record.audio) == 10_000
+
+
+async def test_text_only_first_sends_each_text_ahead_of_its_audio(
+    server: ToneServer, address: str
+) -> None:
+    server.script = ToneScript(text_only_first=True, first_chunk_delay=0.2)
+    first, second = "Hello there. ", "General Kenobi. "
+    outcome = await synthesize(address, [options(), text(first), text(second)])
+    assert outcome.code == grpc.StatusCode.OK
+    assert outcome.audio == server.expected_pcm([first, second], RATE)
+    Response = tts_pb2.StreamSynthesisResponse
+    kinds = [r.chunk_type for r in outcome.responses]
+    ahead = [i for i, kind in enumerate(kinds) if kind == Response.TEXT_ONLY]
+    assert len(ahead) == 2
+    assert ahead[0] == 0
+    assert set(kinds) == {Response.TEXT_ONLY, Response.AUDIO_ONLY}
+    for i in ahead:
+        assert not outcome.responses[i].audio_chunk.data
+    assert [outcome.responses[i].text_chunk.text for i in ahead] == [first, second]
+    assert all(not r.text_chunk.text for r in outcome.responses if r.audio_chunk.data)
+    # Each text says where its audio starts, and comes before any of that audio.
+    second_start = len(first) * 40
+    assert [outcome.responses[i].start_ms for i in ahead] == [0, second_start]
+    assert outcome.responses[ahead[1] + 1].start_ms == second_start
+    assert outcome.received_at[1] - outcome.received_at[0] >= 0.19  # the first chunk's delay
+
+
+async def test_unspeakable_piece_gets_no_speakable_text_and_no_audio(
+    server: ToneServer, address: str
+) -> None:
+    server.script = ToneScript(unspeakable_pieces=frozenset({1}))
+    pieces = ["Hello. ", "*** ", "Bye. "]
+    outcome = await synthesize(address, [options(), *map(text, pieces)])
+    assert outcome.code == grpc.StatusCode.OK
+    assert outcome.audio == server.expected_pcm([pieces[0], pieces[2]], RATE)
+    Response = tts_pb2.StreamSynthesisResponse
+    (quiet,) = [r for r in outcome.responses if r.chunk_type == Response.NO_SPEAKABLE_TEXT]
+    assert not quiet.audio_chunk.data
+    assert not quiet.text_chunk.text
+    texts = [r.text_chunk.text for r in outcome.responses if r.text_chunk.text]
+    assert texts == [pieces[0], pieces[2]]
+
+
 # --- auth ---------------------------------------------------------------------------------------
 
 KEY = "AQVN-secret-key-123"

@@ -413,13 +413,39 @@ Global___UtteranceSynthesisResponse: _TypeAlias = UtteranceSynthesisResponse  # 
 class StreamSynthesisResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    class _ChunkType:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _ChunkTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[StreamSynthesisResponse._ChunkType.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        CHUNK_TYPE_UNSPECIFIED: StreamSynthesisResponse._ChunkType.ValueType  # 0
+        AUDIO_ONLY: StreamSynthesisResponse._ChunkType.ValueType  # 1
+        TEXT_ONLY: StreamSynthesisResponse._ChunkType.ValueType  # 2
+        AUDIO_TEXT_COMBINED: StreamSynthesisResponse._ChunkType.ValueType  # 3
+        NO_SPEAKABLE_TEXT: StreamSynthesisResponse._ChunkType.ValueType  # 4
+
+    class ChunkType(_ChunkType, metaclass=_ChunkTypeEnumTypeWrapper):
+        """What a response carries. The general model sends AUDIO_TEXT_COMBINED; other
+        models send a TEXT_ONLY response ahead of that text's audio (AUDIO_ONLY), and a
+        piece with nothing to say gets NO_SPEAKABLE_TEXT.
+        """
+
+    CHUNK_TYPE_UNSPECIFIED: StreamSynthesisResponse.ChunkType.ValueType  # 0
+    AUDIO_ONLY: StreamSynthesisResponse.ChunkType.ValueType  # 1
+    TEXT_ONLY: StreamSynthesisResponse.ChunkType.ValueType  # 2
+    AUDIO_TEXT_COMBINED: StreamSynthesisResponse.ChunkType.ValueType  # 3
+    NO_SPEAKABLE_TEXT: StreamSynthesisResponse.ChunkType.ValueType  # 4
+
     AUDIO_CHUNK_FIELD_NUMBER: _builtins.int
     TEXT_CHUNK_FIELD_NUMBER: _builtins.int
     START_MS_FIELD_NUMBER: _builtins.int
     LENGTH_MS_FIELD_NUMBER: _builtins.int
     WORD_TIMINGS_FIELD_NUMBER: _builtins.int
+    CHUNK_TYPE_FIELD_NUMBER: _builtins.int
     start_ms: _builtins.int
     length_ms: _builtins.int
+    chunk_type: Global___StreamSynthesisResponse.ChunkType.ValueType
     @_builtins.property
     def audio_chunk(self) -> Global___AudioChunk: ...
     @_builtins.property
@@ -434,10 +460,11 @@ class StreamSynthesisResponse(_message.Message):
         start_ms: _builtins.int = ...,
         length_ms: _builtins.int = ...,
         word_timings: _abc.Iterable[Global___WordTiming] | None = ...,
+        chunk_type: Global___StreamSynthesisResponse.ChunkType.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["audio_chunk", b"audio_chunk", "text_chunk", b"text_chunk"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_chunk", b"audio_chunk", "length_ms", b"length_ms", "start_ms", b"start_ms", "text_chunk", b"text_chunk", "word_timings", b"word_timings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_chunk", b"audio_chunk", "chunk_type", b"chunk_type", "length_ms", b"length_ms", "start_ms", b"start_ms", "text_chunk", b"text_chunk", "word_timings", b"word_timings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
