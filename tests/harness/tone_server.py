@@ -67,7 +67,18 @@ class ToneScript:
     jitter: float = 0.0
     """Seconds, uniform +/- on each chunk's send time (seeded RNG)."""
     jitter_seed: int = 0
-    """Seed of the jitter RNG; call number k uses jitter_seed + k."""
+    """Seed of the jitter RNG (drift draws from it too); call number k uses jitter_seed + k."""
+    drift: float = 0.0
+    """Seconds: per-chunk step of a random walk of lateness behind the schedule, each step
+    uniform +/- drift, reflected at 0 (never early); 0 = off. See `Pacer`."""
+    per_piece_delay: bool = False
+    """Every piece, not just the first, waits `first_chunk_delay` for its first chunk,
+    counted from when the audio before it was due (or its arrival, if later)."""
+    stall_at_s: float | None = None
+    """Audio seconds into the call at which the sender pauses `stall_for_s` once, then
+    catches up with its schedule; None = off. A pacing pattern, unlike `stall_after_bytes`."""
+    stall_for_s: float = 0.3
+    """Seconds of the `stall_at_s` pause."""
     hold_until_force: bool = False
     """Speak text only at force_synthesis or the end of the input, as a service does
     that waits for more context; False speaks each piece as it arrives."""
@@ -143,7 +154,16 @@ class _Call:
         self._pieces: asyncio.Queue[tuple[str, float] | None] = asyncio.Queue()
         self._held: list[str] = []  # text waiting for a force (hold_until_force)
         self._chunker = Chunker(script.chunk_bytes)
-        self._pacer = Pacer(script.first_chunk_delay, script.realtime_factor, script.jitter, rng)
+        self._pacer = Pacer(
+            script.first_chunk_delay,
+            script.realtime_factor,
+            script.jitter,
+            rng,
+            drift=script.drift,
+            per_piece_delay=script.per_piece_delay,
+            stall_at_s=script.stall_at_s,
+            stall_for_s=script.stall_for_s,
+        )
         self._rate = 0
         self._tone: ToneGenerator | None = None
         self._spoken = 0  # pieces taken from the queue
@@ -397,6 +417,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--realtime", type=float, default=0.0, help="audio s per wall s; 0=max")
     parser.add_argument("--first-chunk-delay", type=float, default=0.0, help="seconds")
     parser.add_argument("--jitter", type=float, default=0.0, help="seconds, +/- per chunk")
+    parser.add_argument("--drift", type=float, default=0.0, help="seconds, random-walk step")
+    parser.add_argument(
+        "--per-piece-delay", action="store_true", help="first-chunk delay for every piece"
+    )
+    parser.add_argument("--stall-at", type=float, help="audio seconds at which to pause once")
+    parser.add_argument("--stall-for", type=float, default=0.3, help="seconds of that pause")
     parser.add_argument("--frequency", type=float, default=440.0, help="Hz")
     parser.add_argument("--ms-per-char", type=float, default=40.0, help="ms of audio per char")
     parser.add_argument("--log-level", default="INFO", help="DEBUG logs every call")
@@ -408,6 +434,10 @@ def main(argv: list[str] | None = None) -> None:
         first_chunk_delay=args.first_chunk_delay,
         realtime_factor=args.realtime,
         jitter=args.jitter,
+        drift=args.drift,
+        per_piece_delay=args.per_piece_delay,
+        stall_at_s=args.stall_at,
+        stall_for_s=args.stall_for,
         api_key=args.api_key,
         iam_token=args.iam_token,
     )

@@ -85,32 +85,75 @@ class Pacer:
     A piece that arrives after the audio before it was already due (the client kept the
     synthesizer waiting) moves the origin later, so its chunks are paced from its arrival
     instead of going out in one burst: due times only ever move later than origin + T / r.
+
+    Bursty patterns a real service shows, each off by default and drawn from the same RNG:
+
+    - `drift` > 0: each chunk is late by a random walk, lateness = |previous lateness +
+      uniform(-drift, +drift)| (reflected at 0, so the schedule wanders late and comes back
+      without ever running early); chunks whose lateness shrinks go out at once, back on the
+      schedule.
+    - `per_piece_delay`: every piece after the first waits `first_chunk_delay` again, counted
+      from when the audio before it was due (or from its arrival, if later), as a service
+      does that synthesizes sentence by sentence. Unlike the other patterns this one shifts
+      the rest of the call later: each piece adds one delay.
+    - `stall_at_s`: the first chunk that ends past this audio time (s into the call) goes out
+      `stall_for_s` after it was due (once); the chunks that fell due meanwhile follow at
+      once, so the call is back on its schedule after a burst.
     """
 
     def __init__(
-        self, first_chunk_delay: float, realtime_factor: float, jitter: float, rng: random.Random
+        self,
+        first_chunk_delay: float,
+        realtime_factor: float,
+        jitter: float,
+        rng: random.Random,
+        *,
+        drift: float = 0.0,
+        per_piece_delay: bool = False,
+        stall_at_s: float | None = None,
+        stall_for_s: float = 0.3,
     ) -> None:
+        if drift < 0 or stall_for_s < 0:
+            raise ValueError(f"drift and stall_for_s must be >= 0, got {drift}, {stall_for_s}")
         self._first_chunk_delay = first_chunk_delay
         self._factor = realtime_factor
         self._jitter = jitter
         self._rng = rng
+        self._drift = drift
+        self._per_piece_delay = per_piece_delay
+        self._stall_at = stall_at_s
+        self._stall_for = stall_for_s
         self._origin: float | None = None
         self._previous = -math.inf
+        self._lateness = 0.0
 
     def piece_arrived(self, arrived_at: float, audio_start: float) -> None:
         """A text piece whose audio starts at `audio_start` (s) arrived at `arrived_at`."""
         if self._origin is None:
             self._origin = arrived_at + self._first_chunk_delay
-        elif self._factor > 0:
+            return
+        if self._factor > 0:
             self._origin = max(self._origin, arrived_at - audio_start / self._factor)
+        elif self._per_piece_delay:
+            self._origin = max(self._origin, arrived_at)
+        if self._per_piece_delay:
+            self._origin += self._first_chunk_delay
 
     def due(self, audio_end: float) -> float:
         """When the chunk ending at audio time `audio_end` (s) may be sent."""
         if self._origin is None:
             raise RuntimeError("due() called before any piece arrived")
         at = self._origin + (audio_end / self._factor if self._factor > 0 else 0.0)
+        # Draw only for the patterns that are on, so a script without drift gets the very
+        # jitter it always got from its seed.
+        if self._drift > 0:
+            self._lateness = abs(self._lateness + self._rng.uniform(-self._drift, self._drift))
+            at += self._lateness
         if self._jitter > 0:
             at += self._rng.uniform(-self._jitter, self._jitter)
         at = max(at, self._origin, self._previous)
+        if self._stall_at is not None and audio_end > self._stall_at:
+            self._stall_at = None
+            at += self._stall_for
         self._previous = at
         return at

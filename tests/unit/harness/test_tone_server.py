@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import math
 import random
 import re
 import signal
@@ -586,3 +588,129 @@ def test_pacer_bounds() -> None:
     times = [fast.due(t) for t in range(10)]
     assert times == sorted(times)
     assert min(times) >= 5.0
+
+
+# --- the pacer's bursty patterns: due times only, no clock ----------------------------------
+
+
+def schedule(pacer: Pacer, chunk_s: float, chunks: int, first_end: float = 0.0) -> list[float]:
+    """Due times of `chunks` chunks of `chunk_s` audio seconds each, the first ending at
+    `first_end` + `chunk_s`."""
+    return [pacer.due(first_end + (k + 1) * chunk_s) for k in range(chunks)]
+
+
+def test_new_patterns_are_off_by_default() -> None:
+    script = ToneScript()
+    assert (script.drift, script.per_piece_delay, script.stall_at_s) == (0.0, False, None)
+    plain = Pacer(0.2, 1.2, 0.08, random.Random(7))
+    explicit = Pacer(
+        0.2, 1.2, 0.08, random.Random(7), drift=0.0, per_piece_delay=False, stall_at_s=None
+    )
+    for pacer in (plain, explicit):
+        pacer.piece_arrived(1.0, 0.0)
+        pacer.piece_arrived(1.0, 2.0)  # early second piece: no new delay
+    assert schedule(plain, 0.05, 80) == schedule(explicit, 0.05, 80)
+
+
+def test_jitter_stays_within_its_bounds_around_the_schedule_and_is_seeded() -> None:
+    def times(seed: int) -> list[float]:
+        pacer = Pacer(0.2, 1.2, 0.08, random.Random(seed))
+        pacer.piece_arrived(0.0, 0.0)
+        return schedule(pacer, 0.05, 200)
+
+    base = [0.2 + (k + 1) * 0.05 / 1.2 for k in range(200)]
+    late = [at - on for at, on in zip(times(3), base, strict=True)]
+    assert all(-0.08 <= x <= 0.08 + 1e-9 for x in late)
+    assert max(late) > 0.04  # both ways, not a one-sided offset
+    assert min(late) < -0.04
+    assert times(3) == times(3)
+    assert times(3) != times(4)
+
+
+def test_drift_is_a_reflected_random_walk_of_lateness() -> None:
+    chunk_s, factor, step = 0.05, 1.2, 0.08
+    pacer = Pacer(0.2, factor, 0.0, random.Random(11), drift=step)
+    pacer.piece_arrived(0.0, 0.0)
+    times = schedule(pacer, chunk_s, 400)
+    # The same walk from the same seed, independently: due = schedule + walk, never before
+    # the previous chunk.
+    rng, walk, previous = random.Random(11), 0.0, -math.inf
+    walks: list[float] = []
+    for k in range(400):
+        walk = abs(walk + rng.uniform(-step, step))
+        walks.append(walk)
+        previous = max(0.2 + (k + 1) * chunk_s / factor + walk, previous)
+        assert times[k] == pytest.approx(previous)
+    assert all(abs(b - a) <= step for a, b in itertools.pairwise([0.0, *walks]))
+    assert min(walks) >= 0.0
+    # Lateness accumulates well past one step, later comes back near the schedule (this
+    # seed's walk; any seed's does, given chunks enough).
+    far = next(k for k, late in enumerate(walks) if late > 3 * step)
+    assert min(walks[far:]) < step
+    again = Pacer(0.2, factor, 0.0, random.Random(11), drift=step)
+    again.piece_arrived(0.0, 0.0)
+    assert schedule(again, chunk_s, 400) == times
+
+
+def test_per_piece_delay_waits_again_for_every_piece() -> None:
+    delay, factor, chunk_s = 0.2, 1.2, 0.25
+    pacer = Pacer(delay, factor, 0.0, random.Random(0), per_piece_delay=True)
+    pacer.piece_arrived(10.0, 0.0)
+    first = schedule(pacer, chunk_s, 4)  # audio 0-1 s
+    assert first == pytest.approx([10.0 + delay + (k + 1) * chunk_s / factor for k in range(4)])
+    pacer.piece_arrived(10.0, 1.0)  # arrived long before piece 0's audio was due
+    second = schedule(pacer, chunk_s, 4, first_end=1.0)  # audio 1-2 s
+    assert second[0] == pytest.approx(first[-1] + delay + chunk_s / factor)
+    assert [b - a for a, b in itertools.pairwise(second)] == pytest.approx(
+        [chunk_s / factor] * 3
+    )  # within a piece: real-time factor unchanged
+    pacer.piece_arrived(20.0, 2.0)  # arrived after its audio was due: delay from arrival
+    assert pacer.due(2.25) == pytest.approx(20.0 + delay + chunk_s / factor)
+    without = Pacer(delay, factor, 0.0, random.Random(0))
+    without.piece_arrived(10.0, 0.0)
+    schedule(without, chunk_s, 4)
+    without.piece_arrived(10.0, 1.0)
+    assert without.due(1.25) == pytest.approx(first[-1] + chunk_s / factor)
+
+
+def test_per_piece_delay_as_fast_as_possible() -> None:
+    pacer = Pacer(0.2, 0.0, 0.0, random.Random(0), per_piece_delay=True)
+    pacer.piece_arrived(10.0, 0.0)
+    assert pacer.due(1.0) == pytest.approx(10.2)
+    pacer.piece_arrived(10.1, 1.0)
+    assert pacer.due(2.0) == pytest.approx(10.4)
+    pacer.piece_arrived(11.0, 2.0)
+    assert pacer.due(3.0) == pytest.approx(11.2)
+
+
+def test_stall_pauses_once_then_catches_up_with_the_schedule() -> None:
+    pacer = Pacer(0.0, 1.0, 0.0, random.Random(0), stall_at_s=1.0, stall_for_s=0.3)
+    pacer.piece_arrived(0.0, 0.0)
+    times = schedule(pacer, 0.25, 12)
+    # The chunk ending exactly at 1.0 s is before the stall; the next one waits 0.3 s, the
+    # one that fell due meanwhile follows at once, then the schedule resumes.
+    assert times == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.55, 1.55, 1.75, 2.0, 2.25, 2.5,
+                                   2.75, 3.0])  # fmt: skip
+
+
+async def test_patterns_keep_the_audio_and_show_on_the_wire(
+    server: ToneServer, address: str
+) -> None:
+    pieces = ["abc ", "defg "]
+    server.script = ToneScript(
+        first_chunk_delay=0.2, per_piece_delay=True, chunk_bytes=(100_000,)
+    )  # one chunk per piece
+    outcome = await synthesize(address, [options(), *(text(p) for p in pieces)])
+    assert outcome.audio == server.expected_pcm(pieces, RATE)
+    (record,) = await server.wait_calls(1, TIMEOUT)
+    assert record.first_request_at is not None
+    assert len(record.chunk_times) == 2
+    assert record.chunk_times[1] - record.first_request_at >= 0.39  # two delays
+    server.script = ToneScript(
+        realtime_factor=8.0, drift=0.01, stall_at_s=0.5, stall_for_s=0.3, chunk_bytes=(3200,)
+    )
+    outcome = await synthesize(address, [options(), text(TEXT_1S)])
+    assert outcome.audio == server.expected_pcm([TEXT_1S], RATE)
+    record = (await server.wait_calls(2, TIMEOUT))[1]
+    # 3200 bytes = 0.1 s at 16 kHz: chunk 5 (0.5-0.6 s) is the first past the stall point.
+    assert record.chunk_times[5] - record.chunk_times[4] >= 0.29
