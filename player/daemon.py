@@ -135,13 +135,13 @@ async def run(settings: Settings) -> None:
         device = resolve_device(settings.audio)
         chimes = load_chimes(settings.chimes, device.samplerate)
         output = AudioOutput(settings.audio, device)
-        output.open()
+        output.stream.open()
     except (OutputError, ChimeError) as err:
         raise DaemonError(str(err)) from None
     try:
         synthesis = _synthesis(settings, device.samplerate)
     except DaemonError:
-        output.close()
+        output.stream.close()
         raise
     # Outermost, so each of a long text's calls may fall back on its own.
     whole_texts = SplitLongText(synthesis.synthesis, device.samplerate)
@@ -155,7 +155,7 @@ async def run(settings: Settings) -> None:
         await _serve(playback, synthesis.child)
     finally:
         await control.stop()
-        await output.aclose()
+        await output.stream.aclose()
         if synthesis.channel is not None:
             await synthesis.channel.close()
         if synthesis.child is not None:

@@ -44,30 +44,6 @@ class AudioOutput:
         self.telemetry = Telemetry()  # callback rows and producer rows, see its module
         self.stream = OutputStream(settings, device, self.drain, self.telemetry, stream_factory)
 
-    # -- the stream's lifetime, for the daemon and the playback worker ---------------
-
-    def open(self) -> None:
-        """Open and start the stream; raises OutputError with the device's name."""
-        self.stream.open()
-
-    def close(self) -> None:
-        self.stream.close()
-
-    async def aclose(self) -> None:
-        await self.stream.aclose()
-
-    async def prepare(self) -> None:
-        """Before an utterance: reopen a stream that died."""
-        await self.stream.prepare()
-
-    async def wake(self) -> None:
-        """Start a stream stopped for idleness (in the background)."""
-        await self.stream.wake()
-
-    @property
-    def healthy(self) -> bool:
-        return self.stream.healthy
-
     # -- producing (asyncio side) ----------------------------------------------------
 
     def begin_utterance(self) -> None:

@@ -246,7 +246,7 @@ class Playback:
         output, utterance = self.output, track.utterance
         sink = _RingSink(self.heard, self.output, track, self._stall)
         try:
-            await output.prepare()
+            await output.stream.prepare()
             output.begin_utterance()
             chime = self._chimes.get(utterance.priority)
             if chime is not None and utterance.runs == 0:
@@ -283,7 +283,7 @@ class Playback:
         """The utterance's text, waking the output first. A synthesis call asks for its
         first piece only once its options are written, so a stream start (which competes
         for the GIL) never delays the request itself."""
-        await self.output.wake()
+        await self.output.stream.wake()
         async for piece in utterance.pieces():
             yield piece
 

@@ -65,5 +65,5 @@ def make_output(
     settings = AudioSettings(samplerate=rate, **audio)
     device = DeviceInfo("fake", rate, channels, round(rate * settings.block_ms / 1000))
     output = AudioOutput(settings, device, stream_factory=factory)
-    output.open()
+    output.stream.open()
     return output, streams

@@ -95,7 +95,7 @@ async def test_callback_never_raises():
     stream.callback(bad, 80, None, None)
     assert output.stream.callback_failed
     assert not bad.any()
-    assert not output.healthy
+    assert not output.stream.healthy
 
 
 async def test_device_underflows_are_counted_apart_from_ours():
@@ -115,7 +115,7 @@ async def test_ensure_open_reopens_a_dead_stream():
     streams[0].active = False
     output.stream.ensure_open()
     assert len(streams) == 2
-    assert output.healthy
+    assert output.stream.healthy
 
 
 async def test_the_callback_times_itself():
@@ -140,11 +140,11 @@ async def test_an_idle_stream_is_stopped_and_started_again_for_the_next_utteranc
     idle = asyncio.create_task(output.stream.stop_when_idle(lambda: busy))
     try:
         await wait_for(stream.stopped)
-        assert output.healthy  # stopped for idleness, not broken
-        await output.prepare()
+        assert output.stream.healthy  # stopped for idleness, not broken
+        await output.stream.prepare()
         output.begin_utterance()
         assert not stream.active  # prepared, but woken only once the request is out
-        await output.wake()
+        await output.stream.wake()
         await output.write(ones(160), stall_timeout=1)  # queues while the stream starts
         await wait_for(stream.started)
         assert (stream.pull(80) == 0.5).all()
