@@ -130,6 +130,7 @@ def _speechkit(
         stall_timeout_s=section.number(
             "stall_timeout_s", default.stall_timeout_s, _ANSWER_TIMEOUTS
         ),
+        retry_s=section.number("retry_s", default.retry_s, Range(0, 600)),
         fallback=_FALLBACKS.get(fallback, default.fallback),
     )
 
@@ -190,6 +191,7 @@ def _audio(section: TableReader) -> AudioSettings:
         ),
         fade_ms=section.number("fade_ms", default.fade_ms, Range(0, 100)),
         idle_stop_ms=section.integer("idle_stop_ms", default.idle_stop_ms, Range(0, 3_600_000)),
+        device_wait_s=section.number("device_wait_s", default.device_wait_s, Range(0, 3600)),
     )
 
 

@@ -38,6 +38,9 @@ class SpeechKitSettings:
     """Seconds the service may take to send a call's first audio once asked to speak."""
     stall_timeout_s: float = 5.0
     """Seconds the service may send nothing while it owes audio, after its first."""
+    retry_s: float = 10.0
+    """Seconds per utterance in which a call that broke off with a transient error is
+    retried (with backoff) for the text whose audio had not come; 0 never retries."""
     fallback: Fallback = "none"
     """"local": an utterance that cannot reach the endpoint is spoken by the local
     synthesizer instead."""
@@ -93,6 +96,8 @@ class AudioSettings:
     idle_stop_ms: int = 5000
     """Milliseconds of silence after which the output stream is stopped (the device stays
     open) until the next utterance starts it again; 0 keeps it running."""
+    device_wait_s: float = 30.0
+    """Seconds an utterance waits for a lost output device to come back before it fails."""
 
 
 @dataclass(frozen=True)

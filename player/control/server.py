@@ -158,6 +158,7 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
                 device_underruns=output.stream.device_underruns,
                 errors=playback.counters.errors,
                 fallbacks=playback.counters.fallbacks,
+                resumed=playback.counters.resumed,
                 frames_played=output.frames_played,
             ),
             last_error=playback.last_error,

@@ -36,6 +36,8 @@ class Counters:
     """Utterances stopped, cancelled, dropped or pushed aside by a higher priority."""
     fallbacks: int = 0
     """Utterances the local synthesizer spoke because the endpoint was unreachable."""
+    resumed: int = 0
+    """Utterances whose call broke off and was resumed by a new one."""
 
 
 @dataclass(eq=False)

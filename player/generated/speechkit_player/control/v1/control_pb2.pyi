@@ -205,6 +205,7 @@ class Counters(_message.Message):
     FRAMES_PLAYED_FIELD_NUMBER: _builtins.int
     FALLBACKS_FIELD_NUMBER: _builtins.int
     DEVICE_UNDERRUNS_FIELD_NUMBER: _builtins.int
+    RESUMED_FIELD_NUMBER: _builtins.int
     utterances: _builtins.int
     underruns: _builtins.int
     errors: _builtins.int
@@ -215,6 +216,10 @@ class Counters(_message.Message):
     """Blocks the sound device itself reported as underflowed (PortAudio's
     output_underflow): glitches beside `underruns`, which counts our ring running dry.
     """
+    resumed: _builtins.int
+    """Utterances whose synthesis call broke off with a transient error and that were
+    resumed by a new call (or finished by the local synthesizer).
+    """
     def __init__(
         self,
         *,
@@ -224,10 +229,11 @@ class Counters(_message.Message):
         frames_played: _builtins.int = ...,
         fallbacks: _builtins.int = ...,
         device_underruns: _builtins.int = ...,
+        resumed: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_underruns", b"device_underruns", "errors", b"errors", "fallbacks", b"fallbacks", "frames_played", b"frames_played", "underruns", b"underruns", "utterances", b"utterances"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_underruns", b"device_underruns", "errors", b"errors", "fallbacks", b"fallbacks", "frames_played", b"frames_played", "resumed", b"resumed", "underruns", b"underruns", "utterances", b"utterances"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -249,6 +255,7 @@ class Status(_message.Message):
     CHUNK_LATENCY_FIELD_NUMBER: _builtins.int
     STREAM_FIELD_NUMBER: _builtins.int
     PAUSED_FIELD_NUMBER: _builtins.int
+    DEVICE_STATE_FIELD_NUMBER: _builtins.int
     state: _builtins.str
     """"playing" or "idle"."""
     queue_length: _builtins.int
@@ -264,6 +271,10 @@ class Status(_message.Message):
     """
     paused: _builtins.bool
     """Output paused by `pause` (until `resume` or `stop`)."""
+    device_state: _builtins.str
+    """The output device: "ok", or "lost" (gone or failing; the daemon reopens it when it
+    comes back, and `last_error` says why it was lost).
+    """
     @_builtins.property
     def counters(self) -> Global___Counters: ...
     @_builtins.property
@@ -285,10 +296,11 @@ class Status(_message.Message):
         chunk_latency: Global___ChunkLatency | None = ...,
         stream: _builtins.str = ...,
         paused: _builtins.bool = ...,
+        device_state: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["callback", b"callback", "chunk_latency", b"chunk_latency", "counters", b"counters"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback", b"callback", "channels", b"channels", "chunk_latency", b"chunk_latency", "counters", b"counters", "device", b"device", "endpoint", b"endpoint", "last_error", b"last_error", "paused", b"paused", "queue_length", b"queue_length", "sample_rate", b"sample_rate", "state", b"state", "stream", b"stream"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback", b"callback", "channels", b"channels", "chunk_latency", b"chunk_latency", "counters", b"counters", "device", b"device", "device_state", b"device_state", "endpoint", b"endpoint", "last_error", b"last_error", "paused", b"paused", "queue_length", b"queue_length", "sample_rate", b"sample_rate", "state", b"state", "stream", b"stream"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
