@@ -1,7 +1,15 @@
-"""Output devices as PortAudio sees them, and the one the daemon plays on."""
+"""Output devices as PortAudio sees them, and the one the daemon plays on.
+
+Run as a script (``python -m player.audio.devices``) it prints the output devices as
+JSON: PortAudio lists devices once, when it initialises, so the daemon asks a fresh
+process for the current list rather than disturb its own open stream.
+"""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,3 +87,39 @@ def output_devices() -> list[dict[str, Any]]:
         for info in sounddevice.query_devices()
         if info["max_output_channels"] > 0
     ]
+
+
+LIST_TIMEOUT = 10.0
+"""Seconds a fresh process may take to list the devices."""
+
+
+def current_output_devices() -> list[dict[str, Any]]:
+    """`output_devices` as a new PortAudio would list them now (devices plugged in or a
+    sound server started since ours initialised). Blocks for a process start (~0.3 s);
+    raises OutputError in one line."""
+    command = [sys.executable, "-m", "player.audio.devices"]
+    try:
+        done = subprocess.run(
+            command, capture_output=True, timeout=LIST_TIMEOUT, check=False, text=True
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise OutputError(f"cannot list the audio devices: {err}") from None
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or [f"exit code {done.returncode}"]
+        raise OutputError(f"cannot list the audio devices: {lines[-1]}")
+    devices: list[dict[str, Any]] = json.loads(done.stdout)
+    return devices
+
+
+def _main() -> int:
+    try:
+        devices = output_devices()
+    except OutputError as err:
+        sys.stderr.write(f"{err}\n")
+        return 1
+    sys.stdout.write(json.dumps(devices) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

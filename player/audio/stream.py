@@ -1,4 +1,5 @@
-"""The output stream's lifetime: open, stop when idle, wake, reopen; and its callback.
+"""The output stream's lifetime: open, close when idle, wake, reopen a lost device; and
+its callback.
 
 The callback runs on PortAudio's thread. It hands the block to `Drain.fill`, writes one
 telemetry row and counts what PortAudio reports; it never blocks, logs, allocates an
@@ -17,12 +18,19 @@ from typing import Any, Protocol
 
 from player.audio.devices import DeviceInfo
 from player.audio.drain import Drain
+from player.audio.recovery import DeviceState, backoff, reinitialise_portaudio
 from player.audio.ring import Frames
 from player.audio.telemetry import Telemetry
 from player.config import AudioSettings
 from player.errors import OutputError
 
 _LOGGER = logging.getLogger(__name__)
+
+CHECK_INTERVAL = 0.25
+"""Seconds between the watcher's looks at the stream."""
+SILENT_LIMIT = 1.0
+"""Seconds a running stream may go without a callback before the device counts as lost
+(a sound server that hangs instead of dying leaves the stream "active" but silent)."""
 
 
 class Stream(Protocol):
@@ -48,11 +56,18 @@ def sounddevice_stream(**kwargs: Any) -> Stream:
 
 
 class OutputStream:
-    """One PortAudio output stream for the daemon's whole life, reopened if it dies.
+    """The daemon's PortAudio output stream, reopened when its device comes back.
 
-    After `idle_stop_ms` of silence it is stopped, not closed (a running stream wakes the
-    CPU every block even when silent), and started again in a worker thread when speech
-    comes; one lock orders the two.
+    After `idle_stop_ms` of silence it is closed (a running stream wakes the CPU every
+    block even when silent) and opened again in a worker thread when speech comes; one
+    lock orders the two. Closed rather than stopped: starting a stopped stream whose sound
+    server died meanwhile blocks for good inside ALSA's pulse plugin, while opening a new
+    one fails at once (and costs a few ms more).
+
+    `watch` notices the device going away (the stream ending by itself, or no callback
+    for SILENT_LIMIT) and reopens it with backoff, re-initialising PortAudio each time so
+    that a device plugged in again is found. The ring is kept meanwhile: once the device
+    is back, the callback goes on from the first frame it had not taken.
     """
 
     def __init__(
@@ -62,20 +77,27 @@ class OutputStream:
         drain: Drain,
         telemetry: Telemetry,
         factory: StreamFactory = sounddevice_stream,
+        reinit: Callable[[], None] = reinitialise_portaudio,
     ) -> None:
+        """``reinit`` has PortAudio list the devices again (only called while the
+        stream is closed)."""
         self.device = device
         self._settings = settings
         self._drain = drain
         self._telemetry = telemetry
         self._factory = factory
+        self._reinit = reinit
+        self.device_state = DeviceState(settings.device_wait_s)
         self._stream: Stream | None = None
         self._suspended = False
         self._starting: asyncio.Task[None] | None = None
         self._stopping: asyncio.Future[None] | None = None
+        self._reopening: asyncio.Future[Stream] | None = None
         self._transition = asyncio.Lock()
         self.callback_failed = False  # callback
         self.last_callback = 0.0  # callback: time.monotonic() of the last call
         self.device_underruns = 0  # callback: blocks PortAudio reported as underflowed
+        self._ended = False  # PortAudio thread: the stream finished
 
     # -- the callback (PortAudio thread) ---------------------------------------------
 
@@ -96,12 +118,16 @@ class OutputStream:
             with contextlib.suppress(BaseException):
                 outdata.fill(0.0)
 
+    def _finished(self) -> None:
+        # Called when the stream ends, whether we stopped it or it died.
+        self._ended = True
+
     # -- lifetime (asyncio side) ---------------------------------------------------
 
-    def open(self) -> None:
-        """Open and start the stream; raises OutputError with the device's name."""
-        self.close()
-        self.callback_failed = False
+    def _new_stream(self) -> Stream:
+        """Open and start a stream (any thread); raises OutputError with the device's name.
+        The same rate, channels and block as before, so the ring's audio stays valid."""
+        self._ended = False
         try:
             stream = self._factory(
                 device=self._settings.device,
@@ -111,10 +137,23 @@ class OutputStream:
                 blocksize=self.device.block_frames,
                 latency="low",
                 callback=self._callback,
+                finished_callback=self._finished,
             )
-            stream.start()
         except Exception as err:
             raise OutputError(f"cannot open audio device {self.device.name!r}: {err}") from err
+        try:
+            stream.start()
+        except Exception as err:
+            _close_quietly(stream)
+            raise OutputError(f"cannot start audio device {self.device.name!r}: {err}") from err
+        self.last_callback = time.monotonic()
+        return stream
+
+    def open(self) -> None:
+        """Open and start the stream; raises OutputError with the device's name."""
+        self.close()
+        self.callback_failed = False
+        stream = self._new_stream()
         self._stream = stream
         self._suspended = False
         _LOGGER.info(
@@ -133,14 +172,50 @@ class OutputStream:
 
     @property
     def healthy(self) -> bool:
-        """Running, or stopped for idleness, or on the way between the two."""
-        if self._stream is None or self.callback_failed:
+        """Running, or closed for idleness, or on the way between the two."""
+        if self.callback_failed or self.device_state.lost:
             return False
-        return self._stream.active or self._suspended or bool(self.transitions())
+        if self._suspended or self.transitions():
+            return True
+        return self._stream is not None and self._stream.active
 
-    def transitions(self) -> list[asyncio.Future[None]]:
-        """Starts and stops still running in their threads."""
-        return [f for f in (self._starting, self._stopping) if f is not None and not f.done()]
+    @property
+    def waiting_for_device(self) -> bool:
+        """The device is lost, and audio already queued waits for it (device_wait_s).
+        Looks at the stream itself first, so a writer never takes a loss the watcher has
+        not seen yet for a dead device."""
+        self.notice()
+        return self.device_state.worth_waiting
+
+    def notice(self) -> None:
+        """Mark the device lost if the stream shows it is gone."""
+        if not self.device_state.lost and (reason := self.lost_reason()) is not None:
+            self.device_state.lose(reason)
+
+    @property
+    def failure(self) -> str:
+        """Why audio cannot play, while the device is lost; empty otherwise."""
+        return self.device_state.failure
+
+    def lost_reason(self) -> str | None:
+        """Why the stream stopped playing though nothing stopped it; None if it plays,
+        or is closed for idleness, or is on the way between the two."""
+        if self._suspended or self.transitions():
+            return None
+        stream = self._stream
+        if stream is None:
+            return "the audio stream is closed"
+        if self._ended or not stream.active:
+            return "the audio stream ended by itself (the device or the sound server went away)"
+        silent = time.monotonic() - self.last_callback
+        if silent > SILENT_LIMIT:
+            return f"the audio device stopped asking for audio ({silent:.1f} s without a call)"
+        return None
+
+    def transitions(self) -> list[asyncio.Future[Any]]:
+        """Starts, stops and reopenings still running in their threads."""
+        running = (self._starting, self._stopping, self._reopening)
+        return [f for f in running if f is not None and not f.done()]
 
     @property
     def state(self) -> str:
@@ -154,14 +229,17 @@ class OutputStream:
         return "running"
 
     async def prepare(self) -> None:
-        """Before an utterance: reopen a stream that died. One stopped for idleness is
-        left for wake()."""
+        """Before an utterance: wait for a lost device (OutputError with the reason after
+        device_wait_s), and reopen a stream whose callback failed. One closed for
+        idleness is left for wake()."""
+        self.notice()
+        await self.device_state.wait()
         async with self._transition:
-            if not self._suspended and self._starting is None:
+            if self.callback_failed and not self._suspended and self._starting is None:
                 self.ensure_open()
 
     async def wake(self) -> None:
-        """Start a stream stopped for idleness, in the background: its start-up (~15 ms
+        """Open a stream closed for idleness, in the background: its start-up (a few ms
         through ALSA's pulse plugin) ends long before a synthesis call's first audio, and
         frames queue in the ring meanwhile."""
         async with self._transition:
@@ -170,18 +248,60 @@ class OutputStream:
                 self._starting = asyncio.create_task(self._start_again())
 
     async def _start_again(self) -> None:
-        stream = self._stream
-        assert stream is not None
         try:
-            await asyncio.to_thread(stream.start)
-        except Exception as err:
-            _LOGGER.warning("starting the audio stream again failed: %s", err)
-            self.callback_failed = True  # not healthy: the next utterance reopens it
+            self._stream = await asyncio.to_thread(self._new_stream)
+        except OutputError as err:
+            # The watcher reopens it once the device is back; the audio waits in the ring.
+            self.device_state.lose(str(err))
         finally:
             self._starting = None
 
+    async def watch(self) -> None:
+        """For the daemon's life: notice the device going away, and reopen it once it is
+        back (polling with backoff)."""
+        while True:
+            await asyncio.sleep(CHECK_INTERVAL)
+            if not self.device_state.lost:
+                reason = self.lost_reason()
+                if reason is None:
+                    continue
+                self.device_state.lose(reason)
+            for delay in backoff():
+                if await self._reopen():
+                    break
+                await asyncio.sleep(delay)
+
+    async def _reopen(self) -> bool:
+        """One attempt at reopening the lost device; True once it plays again."""
+        async with self._transition:
+            if transitions := self.transitions():
+                await asyncio.wait(transitions)
+            old, self._stream = self._stream, None
+            self._suspended = False
+            # Seen by transitions(): nobody moves the ring's read position meanwhile.
+            self._reopening = asyncio.ensure_future(asyncio.to_thread(self._fresh_stream, old))
+            try:
+                stream = await asyncio.shield(self._reopening)
+            except OutputError as err:
+                _LOGGER.debug("audio device still away: %s", err)
+                return False
+            self._stream = stream
+            self.device_state.regain()
+            return True
+
+    def _fresh_stream(self, old: Stream | None) -> Stream:
+        """In a worker thread: close the dead stream, have PortAudio look for devices
+        again (it must have no stream open for that), and open a new one."""
+        if old is not None:
+            _close_quietly(old)
+        try:
+            self._reinit()
+        except Exception as err:
+            raise OutputError(f"PortAudio could not be re-initialised: {err}") from err
+        return self._new_stream()
+
     async def stop_when_idle(self, busy: Callable[[], bool]) -> None:
-        """For the daemon's life: stop the stream after idle_stop_ms without speech."""
+        """For the daemon's life: close the stream after idle_stop_ms without speech."""
         limit = self._settings.idle_stop_ms / 1000
         if limit <= 0:
             return
@@ -196,20 +316,18 @@ class OutputStream:
 
     async def _suspend(self, busy: Callable[[], bool], limit: float) -> None:
         async with self._transition:
-            if busy() or not self._quiet() or self._stream is None:
+            stream = self._stream
+            if busy() or not self._quiet() or stream is None:
                 return
             # Set first, so the stream is never neither running nor suspended.
             self._suspended = True
             # Shielded: a cancelled wait must not let aclose() run beside the thread.
-            self._stopping = asyncio.ensure_future(asyncio.to_thread(self._stream.stop))
+            self._stopping = asyncio.ensure_future(asyncio.to_thread(_close_quietly, stream))
             try:
                 await asyncio.shield(self._stopping)
-            except Exception as err:
-                _LOGGER.warning("stopping the idle audio stream failed: %s", err)
-                self._suspended = False
-                self.callback_failed = True
-                return
-            _LOGGER.debug("audio stream stopped after %.1f s of silence", limit)
+            finally:
+                self._stream = None
+            _LOGGER.debug("audio stream closed after %.1f s of silence", limit)
 
     def _quiet(self) -> bool:
         drain = self._drain
@@ -231,16 +349,20 @@ class OutputStream:
         if self.healthy:
             return
         if self._stream is not None:
-            _LOGGER.warning("audio output stopped (device gone or callback failed); reopening")
+            _LOGGER.warning("audio output stopped (the callback failed); reopening")
         self._drain.reset()  # the stream is not running, so nothing else reads the ring
         self.open()
 
     def close(self) -> None:
         stream, self._stream = self._stream, None
-        if stream is None:
-            return
-        try:
-            stream.stop()
-            stream.close()
-        except Exception as err:
-            _LOGGER.warning("closing the audio stream failed: %s", err)
+        if stream is not None:
+            _close_quietly(stream)
+
+
+def _close_quietly(stream: Stream) -> None:
+    """Stop and close; a stream whose device went away may refuse both."""
+    try:
+        stream.stop()
+        stream.close()
+    except Exception as err:
+        _LOGGER.warning("closing the audio stream failed: %s", err)

@@ -161,10 +161,12 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
                 resumed=playback.counters.resumed,
                 frames_played=output.frames_played,
             ),
-            last_error=playback.last_error,
+            # While the device is away, why: that is what holds every utterance up.
+            last_error=output.stream.device_state.reason or playback.last_error,
             endpoint=self._endpoint,
             stream=output.stream.state,
             paused=output.paused,
+            device_state=output.stream.device_state.state,
             # The telemetry dataclasses carry the messages' own field names.
             callback=control_pb2.CallbackTiming(**dataclasses.asdict(timing)),
             chunk_latency=control_pb2.ChunkLatency(**dataclasses.asdict(latency)),
@@ -188,7 +190,12 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
             control_pb2.ListDevicesRequest, control_pb2.ListDevicesReply
         ],
     ) -> control_pb2.ListDevicesReply:
-        return control_pb2.ListDevicesReply(devices=self._devices())
+        # The lister may start a process to see the current devices: not on the loop.
+        try:
+            devices = await asyncio.to_thread(self._devices)
+        except OutputError as err:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(err))
+        return control_pb2.ListDevicesReply(devices=devices)
 
 
 class _SayInput:

@@ -31,6 +31,9 @@ _LOGGER = logging.getLogger(__name__)
 START_TIMEOUT = 120.0
 """Seconds the child may take to load its voices before we call the start failed."""
 STOP_TIMEOUT = 3.0
+RESTART_WAIT = 30.0
+"""Seconds an utterance waits for a child that ran and died to be back: the restart
+backoff (1 s at first) plus loading the voice (a few s)."""
 _BACKOFF_MIN, _BACKOFF_MAX = 1.0, 30.0
 # The child is ready the moment its socket appears: look for it often.
 _CHANNEL_OPTIONS = [
@@ -69,28 +72,45 @@ class LocalEngineProcess:
         self._ready = False
         self._failure: str | None = None
         """Why the last child ended, until a new one answers."""
+        self._ran = False
+        """A child has answered since the daemon started: one that dies is restarted."""
+        self._given_up = False
+        """Not restarted any more (EXIT_USAGE)."""
         self._changed = asyncio.Condition()
 
+    @property
+    def ready(self) -> bool:
+        """A child answers now."""
+        return self._ready
+
     async def wait_ready(self, timeout: float = START_TIMEOUT) -> None:  # noqa: ASYNC109
-        """Return once a child answers; raise SynthesisError at once if the last one
-        died and its replacement is not up yet, or after `timeout` s of starting."""
+        """Return once a child answers. While one that ran is being restarted, wait for
+        it (at most RESTART_WAIT s); a child that never came up, or is not restarted,
+        fails the call at once with why (FAILED_PRECONDITION: no retry cures that).
+        UNAVAILABLE after `timeout` s of starting."""
+        if self._ran:
+            timeout = min(timeout, RESTART_WAIT)
         try:
             async with asyncio.timeout(timeout), self._changed:
                 while not self._ready:
-                    if self._failure is not None:
+                    if self._failure is not None and (self._given_up or not self._ran):
                         raise SynthesisError(
-                            f"{self._failure}; see the daemon's log", grpc.StatusCode.UNAVAILABLE
+                            f"{self._failure}; see the daemon's log",
+                            grpc.StatusCode.FAILED_PRECONDITION,
                         )
                     await self._changed.wait()
         except TimeoutError:
-            raise SynthesisError(
-                f"the local synthesizer did not start within {timeout:.0f} s",
-                grpc.StatusCode.UNAVAILABLE,
-            ) from None
+            why = (
+                f"{self._failure}, and it is not back within {timeout:.0f} s"
+                if self._failure is not None
+                else f"the local synthesizer did not start within {timeout:.0f} s"
+            )
+            raise SynthesisError(why, grpc.StatusCode.UNAVAILABLE) from None
 
-    async def _set_state(self, ready: bool, failure: str | None) -> None:
+    async def _set_state(self, ready: bool, failure: str | None, given_up: bool = False) -> None:
         async with self._changed:
-            self._ready, self._failure = ready, failure
+            self._ready, self._failure, self._given_up = ready, failure, given_up
+            self._ran = self._ran or ready
             self._changed.notify_all()
 
     def command(self) -> list[str]:
@@ -123,7 +143,7 @@ class LocalEngineProcess:
                         f"the local synthesizer refused its command line or config "
                         f"(exit code {code})"
                     )
-                    await self._set_state(False, failure)
+                    await self._set_state(False, failure, given_up=True)
                     _LOGGER.error("%s; not restarting it", failure)
                     return
                 if time.monotonic() - started > _STABLE:
@@ -177,7 +197,8 @@ class LocalEngineProcess:
 
 
 class LocalEngineClient:
-    """Synthesis through the child: waits for it to be up, or fails at once with why not."""
+    """Synthesis through the child: waits for it to be up (or back, after it died), or
+    fails at once with why not."""
 
     def __init__(self, child: LocalEngineProcess, synthesizer: SpeechKitClient) -> None:
         self._child = child

@@ -114,7 +114,28 @@ class PulseServer:
         if self._proc is not None:
             raise RuntimeError("PulseServer already started")
         self._dir = Path(tempfile.mkdtemp(prefix="speechkit-pulse-"))
-        self._log = self.log_path.open("wb")
+        self._launch(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would, keeping its runtime directory: clients
+        lose it mid-stream, and `restart` brings it back at the same address."""
+        if self._proc is None:
+            raise RuntimeError("PulseServer is not running")
+        self._proc.kill()
+        self._proc.wait(timeout=_STOP_TIMEOUT)
+        self._proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def restart(self, timeout: float = 10.0) -> None:
+        """Start the server again in the same runtime directory, after `kill`."""
+        if self._proc is not None:
+            raise RuntimeError("PulseServer is running")
+        self._launch(timeout)
+
+    def _launch(self, timeout: float) -> None:
+        self._log = self.log_path.open("ab")
         cmd = [
             "pulseaudio",
             "-n",

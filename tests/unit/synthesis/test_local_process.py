@@ -9,6 +9,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
+import grpc
 import pytest
 
 from player import cli
@@ -109,3 +110,57 @@ async def test_a_child_that_exits_otherwise_is_restarted(
 def test_the_exit_code_not_restarted_is_the_clis_usage_code() -> None:
     # The synthesis layer may not import the CLI, so it keeps its own copy of the code.
     assert local_process.EXIT_USAGE == cli.EXIT_USAGE
+
+
+def serving_cli(starts: Path, first_lives_s: float) -> list[str]:
+    """A stand-in for `python -m player` that answers on its `--listen` socket (any gRPC
+    server will do: readiness is the socket answering). The first one started exits
+    with code 1 after ``first_lives_s``; the ones after it stay up."""
+    script = f"""
+import os, sys, time
+from concurrent import futures
+import grpc
+first = not os.path.exists({str(starts)!r})
+open({str(starts)!r}, 'a').write('started\\n')
+server = grpc.server(futures.ThreadPoolExecutor(1))
+server.add_insecure_port(sys.argv[sys.argv.index('--listen') + 1])
+server.start()
+time.sleep({first_lives_s} if first else 60)
+os._exit(1)
+"""
+    return [sys.executable, "-c", script]
+
+
+async def test_a_child_that_ran_and_died_is_waited_for(
+    make_process: MakeProcess, tmp_path: Path
+) -> None:
+    starts = tmp_path / "starts"
+    process = make_process(None, cli=serving_cli(starts, first_lives_s=0.5))
+    running = asyncio.create_task(process.run())
+    try:
+        await process.wait_ready(timeout=TIMEOUT)
+        async with asyncio.timeout(TIMEOUT):  # the first child exits after 0.5 s
+            while True:
+                if not process.ready:
+                    break
+                await asyncio.sleep(0.05)
+        # Restarted after 1 s: waited for, not failed at once.
+        await process.wait_ready(timeout=TIMEOUT)
+        assert start_count(starts) == 2
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_a_child_that_never_came_up_fails_with_a_code_no_retry_waits_out(
+    make_process: MakeProcess, tmp_path: Path
+) -> None:
+    process = make_process(None, cli=exiting_cli(1, tmp_path / "starts"))
+    running = asyncio.create_task(process.run())
+    try:
+        with pytest.raises(SynthesisError, match="exited with code 1") as failed:
+            await process.wait_ready(timeout=TIMEOUT)
+        assert failed.value.code is grpc.StatusCode.FAILED_PRECONDITION
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)

@@ -265,9 +265,9 @@ class Status(_message.Message):
     last_error: _builtins.str
     endpoint: _builtins.str
     stream: _builtins.str
-    """The output stream: "running", "idle" (stopped after [audio] idle_stop_ms of silence,
-    the device still open), "starting", "stopping" or "failed" (reopened on the next
-    utterance).
+    """The output stream: "running", "idle" (closed after [audio] idle_stop_ms of silence,
+    opened again for the next utterance), "starting", "stopping" or "failed" (reopened
+    on the next utterance).
     """
     paused: _builtins.bool
     """Output paused by `pause` (until `resume` or `stop`)."""
