@@ -8,7 +8,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,8 +19,19 @@ from typing import Any
 
 import numpy as np
 
-from bench import measure, system, timeline
+from bench import llm, measure, system, timeline
 from bench.measure import Run
+from bench.report import (
+    DRIFTING,
+    JITTERY,
+    LOCAL,
+    PER_SENTENCE,
+    PIPER,
+    STALLING,
+    STEADY,
+    print_tables,
+    targets,
+)
 from player.control.client import Client
 from tests.harness.daemon import Daemon, clean_env, run_cli, write_config
 from tests.harness.pulse import PulseServer, Recorder
@@ -39,9 +49,6 @@ SCRIPT = ToneScript(
 TIMEOUT = 60.0
 RESULTS = Path(__file__).resolve().parent / "results"
 
-LOCAL, PIPER = "4a. daemon + local Piper", "4b. piper --output-raw | aplay"
-JITTERY, DRIFTING = "5a. daemon, jitter +/-80 ms", "5b. daemon, drifting delays"
-PER_SENTENCE, STALLING = "5c. daemon, delay per sentence", "5d. daemon, 300 ms stall"
 STEP_S, STALL_S = 0.08, 0.3
 """The drift's random-walk step and the stall's length, in seconds."""
 
@@ -49,13 +56,15 @@ STEP_S, STALL_S = 0.08, 0.3
 def patterns(expected_s: float) -> dict[str, ToneScript]:
     """Row 5's bursty servers, one pattern each, all at SCRIPT's 1.2x real time and
     first-chunk delay. Only 5a keeps SCRIPT's jitter (it is SCRIPT, as row 3a), so a gap
-    in 5b-5d is that pattern's own."""
+    in 5b-5d is that pattern's own. 5e is the contrast: a steady server at 5x real time,
+    which the jitter buffer must start as early as a fixed prebuffer did."""
     plain = replace(SCRIPT, jitter=0.0)
     return {
         JITTERY: SCRIPT,
         DRIFTING: replace(plain, drift=STEP_S),
         PER_SENTENCE: replace(plain, per_piece_delay=True),
         STALLING: replace(plain, stall_at_s=expected_s / 2, stall_for_s=STALL_S),
+        STEADY: replace(plain, realtime_factor=5.0),
     }
 
 
@@ -293,97 +302,8 @@ async def local_contenders(bench: Bench, runs: int) -> list[Run]:
     finally:
         stdin.close()
         pipeline.wait(TIMEOUT)
+    results += await llm.rounds(bench, daemon, runs)
     return results
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def targets(table: dict[str, dict[str, Any]], extra: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each target of issue 4 with what this run measured and, where this machine sets a
-    lower bound no client can beat, that bound measured in the same run."""
-
-    def m(contender: str, key: str) -> float:
-        return float(table[contender][key]["median"])
-
-    def worst(contender: str, key: str) -> float:
-        return float(table[contender][key]["p95"])
-
-    seed, naive = "1. seed: collect, WAV, play", "2. naive: blocking write per chunk"
-    api, local, piper = "3a. daemon, control API", LOCAL, PIPER
-    slow: Run = extra["slow_server"]
-    cb, chunk, floor = extra["callback_us"], extra["chunk_ms"], extra["floor"]
-    block_ms = 10.0
-    speaking = median([r.extra.get("cpu_pct", float("nan")) for r in extra["api_runs"]])
-    cli, grpc_ms = median(extra["cli_status_ms"]), median(extra["import_grpc_ms"])
-    wire = median(extra["wire_ms"])
-    fewer_gaps = m(api, "gaps") < m(naive, "gaps") or m(api, "gaps") == m(naive, "gaps") == 0
-    # (target, value, unit, met, the machine's floor for it or "")
-    rows: list[tuple[str, float, str, bool, str]] = [
-        ("chunk arrival -> its first sample in the callback, beyond the audio queued "
-         "ahead of it: median <= block + 2 ms", chunk["median"], "ms",
-         chunk["chunks"] > 0 and chunk["median"] <= block_ms + 2,
-         f"p95 {chunk['p95']:.1f} ms over {chunk['chunks']} chunks"),
-        ("control API request -> first request on the wire: median < 5 ms", wire, "ms",
-         wire < 5, ""),
-        ("CLI start-up (`status`, same imports as `say`): median < 150 ms", cli, "ms",
-         cli < 150, f"`python -c 'import grpc'` alone: {grpc_ms:.0f} ms"),
-        ("1.2x real time, +/-80 ms jitter: no underrun, no gap (daemon, API)",
-         m(api, "underruns") + m(api, "gaps"), "underruns + gaps",
-         m(api, "underruns") + m(api, "gaps") == 0, ""),
-        ("0.9x real time: underruns counted, utterance completes", slow.underruns,
-         "underruns (> 0 expected)", slow.underruns > 0, ""),
-        ("callback median < 30 us", cb["median"], "us", cb["median"] < 30,
-         f"a one-copy callback: {floor['median_us']:.1f} us"),
-        ("callback p99 < 200 us", cb["p99"], "us", cb["p99"] < 200,
-         f"a one-copy callback: {floor['p99_us']:.0f} us"),
-        ("daemon CPU while speaking < 3 % of a core", speaking, "%", speaking < 3,
-         f"an open stream with a one-copy callback: {floor['cpu_pct']:.1f} %"),
-        ("daemon CPU idle with the stream open (stopped after idle_stop_ms) < 1 %",
-         extra["idle_cpu_pct"], "%", extra["idle_cpu_pct"] < 1,
-         f"first 5 s after speech, stream running: {extra['idle_running_cpu_pct']:.1f} %"),
-        ("daemon resident memory < 80 MB (no local engine)", extra["rss_mb"], "MB",
-         extra["rss_mb"] < 80, ""),
-        ("daemon >= 3x faster to first audio than contender 1",
-         m(seed, "first_audio_ms") / m(api, "first_audio_ms"), "x faster",
-         m(seed, "first_audio_ms") >= 3 * m(api, "first_audio_ms"), ""),
-        ("daemon: fewer gaps than contender 2", m(naive, "gaps") - m(api, "gaps"),
-         "gaps fewer (> 0 expected, or both 0)", fewer_gaps, ""),
-        ("local: daemon no slower to first audio than piper | aplay",
-         m(local, "first_audio_ms") - m(piper, "first_audio_ms"), "ms later (<= 0 expected)",
-         m(local, "first_audio_ms") <= m(piper, "first_audio_ms"), ""),
-        ("local: no longer pauses between sentences than piper | aplay",
-         m(local, "longest_gap_ms") - m(piper, "longest_gap_ms"), "ms longer (<= 0 expected)",
-         m(local, "longest_gap_ms") <= m(piper, "longest_gap_ms"), ""),
-    ]  # fmt: skip
-    # Judged on the worst run (p95 of at most 20 runs is their maximum): one stutter in
-    # five utterances is a stutter a listener hears.
-    rows += [
-        (f"{name}: no gap over 10 ms", worst(name, "gaps"), "gaps in the worst run",
-         worst(name, "gaps") == 0, "")
-        for name in (JITTERY, DRIFTING, PER_SENTENCE, STALLING)
-    ]  # fmt: skip
-    return [
-        {"target": name, "value": round(float(value), 2), "unit": unit, "met": bool(ok),
-         "floor": note}
-        for name, value, unit, ok, note in rows
-    ]  # fmt: skip
-
-
-def print_tables(table: dict[str, dict[str, Any]], goals: list[dict[str, Any]]) -> None:
-    keys = ("first_audio_ms", "added_ms", "gaps", "longest_gap_ms", "underruns", "total_ms")
-    heads = ("first audio", "client adds", "gaps>10ms", "longest gap", "underruns", "total")
-    print(f"{'contender':36} {'runs':>4}  " + "  ".join(f"{h:>17}" for h in heads))
-    print(f"{'':36} {'':>4}  " + "  ".join(f"{'median / p95':>17}" for _ in heads))
-    for name, row in table.items():
-        cells = [f"{row[k]['median']:>8.0f} /{row[k]['p95']:>7.0f}" for k in keys]
-        print(f"{name:36} {row['runs']:>4}  " + "  ".join(f"{c:>17}" for c in cells))
-    print("\n(times in ms; underruns -1 = the contender cannot count them)\n")
-    for goal in goals:
-        verdict = "met" if goal["met"] else "NOT MET"
-        note = f"  [{goal['floor']}]" if goal["floor"] else ""
-        print(f"{verdict:>8}  {goal['target']}: {goal['value']} {goal['unit']}{note}")
 
 
 def draw_timeline(bench: Bench, path: Path) -> None:
@@ -432,6 +352,7 @@ async def run(runs: int, out: Path, text: str) -> None:
                 DRIFTING: f"jitter_s 0, drift_step_s {STEP_S}",
                 PER_SENTENCE: f"jitter_s 0, first_chunk_delay_s {FIRST_CHUNK_DELAY} per piece",
                 STALLING: f"jitter_s 0, stall_s {STALL_S} at audio s {bench.expected_s / 2:.2f}",
+                STEADY: "jitter_s 0, realtime 5",
             },
         },
         "contenders": table,

@@ -41,6 +41,11 @@ class Drain:
         self.cut_done = 0  # callback: seq of the last cut of what was playing
         self.cut_at = 0  # callback: where that cut's fade ended (heard up to here)
         self.underruns = 0  # callback: times speech ran dry mid-utterance
+        # A dry spell while `expecting` holds playback until the producer has refilled:
+        # the callback counts the hold, asyncio releases it by catching up. Two counters,
+        # one writer each, so neither side ever overwrites the other's word.
+        self.holds = 0  # callback: dry spells that stopped playback to refill
+        self.released = 0  # asyncio: holds up to this one are over
         self.frames_played = 0  # callback: frames of speech handed to the device
         self._starving = False  # callback
         self._silenced = False  # callback: faded out for a pause, to fade back in
@@ -59,13 +64,14 @@ class Drain:
                 self._silenced = True
                 # Fade out the next few frames without consuming them: resume replays
                 # them fading in, so the pause loses nothing and never clicks.
-                k = self.ring.peek_into(out, len(self._fade_out)) if self.gate_open else 0
+                playing = self.gate_open and self.holds == self.released
+                k = self.ring.peek_into(out, len(self._fade_out)) if playing else 0
                 out[:k] *= self._fade_out[:k]
                 out[k:] = 0.0
             else:
                 out.fill(0.0)
             return 0
-        if not self.gate_open:
+        if not self.gate_open or self.holds != self.released:
             self._pass_cuts()
             out.fill(0.0)
             return 0
@@ -84,6 +90,8 @@ class Drain:
         if (self.expecting or ring.read_pos < self.end_mark) and not self._starving:
             self.underruns += 1
             self._starving = True
+            if self.expecting:
+                self.holds += 1  # play on only once the producer has refilled
         return done
 
     def _read(self, out: Frames, frames: int) -> int:
@@ -116,6 +124,7 @@ class Drain:
         ring.skip_to(cut.end)
         self.cut_at = position + k
         self.cut_done = cut.seq
+        self._starving = True  # the silence after a cut is not a dry spell
         if ring.available() == 0:
             self.gate_open = False  # the next utterance waits for its prebuffer again
         return k

@@ -1,4 +1,4 @@
-"""The producer's side of the ring: the prebuffer gate, writes that wait for room
+"""The producer's side of the ring: the jitter buffer's gate, writes that wait for room
 (backpressure), cuts and pause. The stream itself, its callback and its lifetime are in
 `player.audio.stream`; what the callback does with the ring is `player.audio.drain`.
 """
@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from collections.abc import Callable
 
 from player.audio.devices import DeviceInfo
 from player.audio.drain import Cut, Drain, add_cut
+from player.audio.jitter import JitterEstimate
 from player.audio.ring import Frames, RingBuffer
 from player.audio.stream import OutputStream, StreamFactory, sounddevice_stream
 from player.audio.telemetry import Telemetry
 from player.config import AudioSettings
 from player.errors import OutputError
+
+_LOGGER = logging.getLogger(__name__)
 
 MAX_NAP = 0.1
 """Seconds: the longest the producer sleeps before looking at the ring again."""
@@ -35,23 +39,31 @@ class AudioOutput:
         self._settings = settings
         rate = device.samplerate
         self.ring = RingBuffer(max(device.block_frames * 2, rate * settings.buffer_ms // 1000))
-        self.prebuffer_frames = min(self.ring.capacity // 2, rate * settings.prebuffer_ms // 1000)
+        half = self.ring.capacity // 2
+        self.prebuffer_frames = min(half, rate * settings.prebuffer_ms // 1000)
+        bursty = min(half, rate * settings.jitter_prebuffer_ms // 1000)
+        self.jitter = JitterEstimate(rate, self.prebuffer_frames, bursty, half)
         self.drain = Drain(self.ring, max(1, round(rate * settings.fade_ms / 1000)))
-        # Opens the gate prebuffer_ms after an utterance's first frame even if less came:
-        # a short text, or a stalled input, must not wait for more audio.
+        # Plays what is held once nothing has arrived for the estimate's wait limit, even
+        # if less came than it asks for: a stalled input must not wait for audio that is
+        # not coming.
         self._gate_timer: asyncio.TimerHandle | None = None
         self._cut_seq = 0
+        self._holds_seen = 0  # the callback's hold count the estimate has been told of
         self.telemetry = Telemetry()  # callback rows and producer rows, see its module
         self.stream = OutputStream(settings, device, self.drain, self.telemetry, stream_factory)
 
     # -- producing (asyncio side) ----------------------------------------------------
 
     def begin_utterance(self) -> None:
-        """Before the first frame of an utterance: hold playback for the prebuffer,
-        unless earlier speech is still playing (then the new one follows seamlessly)."""
+        """Before the first frame of an utterance: hold playback until its arrivals say
+        enough is held, unless earlier speech is still playing (then the new one follows
+        seamlessly)."""
         if self.ring.available() == 0:
             self.drain.gate_open = False
         self._cancel_gate_timer()
+        self.jitter.begin(time.monotonic())
+        self.drain.released = self._holds_seen = self.drain.holds  # a cut one's hold is over
         self.drain.expecting = True
 
     def end_utterance(self) -> int:
@@ -59,6 +71,7 @@ class AudioOutput:
         self.drain.end_mark = self.ring.write_pos
         self.drain.expecting = False
         self.drain.gate_open = True
+        self.drain.released = self.drain.holds  # nothing more is coming: play what is held
         self._cancel_gate_timer()
         return self.drain.end_mark
 
@@ -68,6 +81,10 @@ class AudioOutput:
         consumes nothing for ``stall_timeout`` seconds."""
         ring = self.ring
         self.telemetry.chunk(time.perf_counter_ns(), ring.write_pos, ring.available())
+        if self._holds_seen != self.drain.holds:
+            self._holds_seen = self.drain.holds
+            self.jitter.ran_dry()  # the callback ran dry since the last chunk
+        self.jitter.arrived(time.monotonic(), len(frames))
         done = ring.write(frames)
         self._maybe_open_gate()
         while done < len(frames):
@@ -79,19 +96,34 @@ class AudioOutput:
             self._maybe_open_gate()
 
     def _maybe_open_gate(self) -> None:
-        if self.drain.gate_open:
+        drain = self.drain
+        if drain.gate_open and drain.holds == drain.released:
             return
-        if self.ring.available() >= self.prebuffer_frames:
-            self.drain.gate_open = True
-            self._cancel_gate_timer()
-        elif self._gate_timer is None:
-            wait = self.prebuffer_frames / self.device.samplerate
+        self._cancel_gate_timer()
+        if self.ring.available() >= self.jitter.need():
+            self._play()
+        else:
+            wait = self.jitter.wait_limit()
             self._gate_timer = asyncio.get_running_loop().call_later(wait, self._gate_timeout)
+
+    def _play(self) -> None:
+        if _LOGGER.isEnabledFor(logging.DEBUG):
+            rate = self.device.samplerate
+            _LOGGER.debug(
+                "playing: %d ms held, %d ms needed (spread %.0f ms, %d dry spells)",
+                self.ring.available() * 1000 // rate,
+                self.jitter.need() * 1000 // rate,
+                self.jitter.spread * 1000,
+                self.jitter.dry_spells,
+            )
+        self.drain.gate_open = True
+        self.drain.released = self.drain.holds
+        self._cancel_gate_timer()
 
     def _gate_timeout(self) -> None:
         self._gate_timer = None
         if self.ring.available():
-            self.drain.gate_open = True
+            self._play()
 
     def _cancel_gate_timer(self) -> None:
         if self._gate_timer is not None:
@@ -176,10 +208,10 @@ class AudioOutput:
             now = time.monotonic()
             if self.ring.read_pos != last:
                 last, since = self.ring.read_pos, now
-            elif self.drain.paused:
-                since = now  # a paused device is not a dead one
+            elif self.drain.paused or self.stream.waiting_for_device:
+                since = now  # a paused device is not a dead one; a lost one may come back
             elif now - since >= stall_timeout or not self.stream.healthy:
-                raise OutputError("the audio device stopped taking audio")
+                raise OutputError(self.stream.failure or "the audio device stopped taking audio")
 
 
 def _short_of(ring: RingBuffer, want: int) -> int:

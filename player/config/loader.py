@@ -189,6 +189,12 @@ def _audio(section: TableReader) -> AudioSettings:
         prebuffer_ms=section.integer(
             "prebuffer_ms", default.prebuffer_ms, prebuffer_range, " (at most half of buffer_ms)"
         ),
+        jitter_prebuffer_ms=section.integer(
+            "jitter_prebuffer_ms",
+            default.jitter_prebuffer_ms,
+            prebuffer_range,
+            " (at most half of buffer_ms)",
+        ),
         fade_ms=section.number("fade_ms", default.fade_ms, Range(0, 100)),
         idle_stop_ms=section.integer("idle_stop_ms", default.idle_stop_ms, Range(0, 3_600_000)),
         device_wait_s=section.number("device_wait_s", default.device_wait_s, Range(0, 3600)),

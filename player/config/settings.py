@@ -90,12 +90,16 @@ class AudioSettings:
     buffer_ms: int = 2000
     """Ring buffer capacity in milliseconds of audio."""
     prebuffer_ms: int = 100
-    """Milliseconds of audio buffered before an utterance starts playing."""
+    """Milliseconds of audio buffered before an utterance starts playing, from a source
+    that delivers steadily (the least the jitter buffer holds)."""
+    jitter_prebuffer_ms: int = 500
+    """Milliseconds of audio buffered before an utterance starts playing when its chunks
+    arrive off their own schedule (bursts, delays); more if the delays seen ask for it."""
     fade_ms: float = 5.0
     """Fade-out on stop in milliseconds."""
     idle_stop_ms: int = 5000
-    """Milliseconds of silence after which the output stream is stopped (the device stays
-    open) until the next utterance starts it again; 0 keeps it running."""
+    """Milliseconds of silence after which the output stream is closed until the next
+    utterance opens it again; 0 keeps it running."""
     device_wait_s: float = 30.0
     """Seconds an utterance waits for a lost output device to come back before it fails."""
 

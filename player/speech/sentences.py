@@ -14,6 +14,13 @@ _ABBREVIATIONS = frozenset(
 MAX_SENTENCE_CHARS = 400
 """A run-on text is cut (at a comma, else at a space) once it is this long."""
 _CLAUSE = re.compile("[,;:\u2014\u2013]\\s")  # comma, semicolon, colon, dashes
+_CLAUSE_END = re.compile("[,;:\u2014\u2013]$")
+# Words that open a clause, in the languages SpeechKit speaks most: a break before one
+# sounds like a breath, not a stumble.
+_CLAUSE_WORDS = frozenset(
+    {"and", "but", "or", "so", "because", "while", "which", "where", "when", "then"}
+    | {"и", "\u0430", "но", "или", "потому", "поэтому", "который", "которая", "которое", "где"}
+)
 
 
 def _is_abbreviation(sentence: str) -> bool:
@@ -27,6 +34,17 @@ def ends_sentence(piece: str) -> bool:
     if not _END_AT_END.search(text + " "):
         return False
     return not _is_abbreviation(text)
+
+
+def ends_clause(piece: str) -> bool:
+    """Whether ``piece`` ends with a comma, semicolon, colon or dash."""
+    return bool(_CLAUSE_END.search(piece.rstrip()))
+
+
+def starts_clause(piece: str) -> bool:
+    """Whether ``piece`` begins with a word that opens a clause ("and", "but", "и", ...)."""
+    words = piece.split(maxsplit=1)
+    return bool(words) and words[0].lower() in _CLAUSE_WORDS
 
 
 def sentence_start(text: str, index: int) -> int:

@@ -26,11 +26,24 @@ from player.config import StreamSettings, TextSettings
 from player.errors import TextError
 from player.speech.markup import TextCleaner, speakable
 from player.speech.priority import Priority
-from player.speech.sentences import SentenceSplitter, ends_sentence, sentence_start
+from player.speech.sentences import (
+    SentenceSplitter,
+    ends_clause,
+    ends_sentence,
+    sentence_start,
+    starts_clause,
+)
 from player.speech.text import WordJoiner
 from player.synthesis.interface import FORCE, Piece
 
 _LOGGER = logging.getLogger(__name__)
+
+SHORT_OPENING_CHARS = 24
+"""A first sentence this short ("Sure.", "Of course!") is spoken in well under a second,
+less than it takes to write and synthesise a whole second sentence at an LLM's pace."""
+MIN_CLAUSE_CHARS = 20
+"""Characters the second sentence needs before its first clause is sent on its own: a
+shorter piece sounds clipped."""
 
 
 class Utterance:
@@ -69,6 +82,11 @@ class Utterance:
         self._more = asyncio.Event()
         self._closed = False
         self._unforced = False  # text queued since the last force_synthesis
+        self._since_force = 0  # characters queued since the last force_synthesis
+        self._opening = True  # no sentence has ended yet
+        # After a short first sentence, the next is sent clause by clause until its first
+        # clause break, so the listener is not left waiting for the whole of it.
+        self._clause_due = False
         self._carry = ""  # markup with nothing to speak, waiting for words to go with
         self._loop = asyncio.get_running_loop()
         self._timers: list[asyncio.TimerHandle] = []
@@ -159,15 +177,23 @@ class Utterance:
             # The service rejects a piece that is only markup, and signs say nothing:
             # such a piece goes with the next one ("sil<[300]> " before a word in "tts"),
             # or nowhere if it ends a sentence.
+            early = force_at_sentence_end and self._clause_due and not ends
             if speakable(sentence, lines=False):
+                if early and starts_clause(sentence):
+                    self._force_clause()  # what came before this "and" goes now
                 self._log.append(self._carry + sentence + " ")
+                self._since_force += len(self._carry) + len(sentence) + 1
                 self._carry = ""
                 self._more.set()
                 self._unforced = True
                 self.has_speech = True
+                if early and ends_clause(sentence):
+                    self._force_clause()
             elif sentence:
                 self._carry = "" if ends else self._carry + sentence + " "
             if force_at_sentence_end and ends:
+                self._clause_due = self._opening and self._since_force <= SHORT_OPENING_CHARS
+                self._opening = False
                 self._force()
 
     def _let_go(self, cleaned: str) -> None:
@@ -180,6 +206,14 @@ class Utterance:
             self._log.append(FORCE)
             self._more.set()
             self._unforced = False
+        self._since_force = 0
+
+    def _force_clause(self) -> None:
+        """The first clause of the sentence after a short first one, once it is long
+        enough to sound whole: synthesised while the first sentence still plays."""
+        if self._since_force >= MIN_CLAUSE_CHARS:
+            self._force()
+            self._clause_due = False
 
     def _rearm(self) -> None:
         self._cancel_timers()

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.__main__ import DRIFTING, JITTERY, LOCAL, PER_SENTENCE, STALLING
+from bench.llm import STREAMED, WHOLE
+from bench.report import DRIFTING, JITTERY, LOCAL, PER_SENTENCE, STALLING, STEADY
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXT = "Attention, please. The museum closes soon. Thank you."
@@ -61,9 +62,10 @@ def test_bench_runs_once_and_writes_its_report(tmp_path: Path) -> None:
     assert set(report) == {"text", "server", "contenders", "targets", "runs"}
     assert report["text"] == TEXT
     assert report["contenders"][API]["runs"] == 1
-    for bursty in (JITTERY, DRIFTING, PER_SENTENCE, STALLING):
-        assert bursty in result.stdout
-        assert report["contenders"][bursty]["runs"] == 1
-        assert any(goal["target"].startswith(bursty) for goal in report["targets"])
+    for row in (JITTERY, DRIFTING, PER_SENTENCE, STALLING, STEADY, STREAMED):
+        assert row in result.stdout
+        assert report["contenders"][row]["runs"] == 1
+        assert any(goal["target"].startswith(row) for goal in report["targets"])
+    assert report["contenders"][WHOLE]["runs"] == 1
     assert all({"target", "value", "met"} <= set(goal) for goal in report["targets"])
     assert (out / "timeline.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

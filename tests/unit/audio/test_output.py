@@ -134,20 +134,22 @@ async def wait_for(event: threading.Event) -> None:
     assert await asyncio.to_thread(event.wait, TIMEOUT), "timed out"
 
 
-async def test_an_idle_stream_is_stopped_and_started_again_for_the_next_utterance():
-    output, (stream,) = make_output(prebuffer_ms=0, idle_stop_ms=50)
+async def test_an_idle_stream_is_closed_and_opened_again_for_the_next_utterance():
+    output, streams = make_output(prebuffer_ms=0, idle_stop_ms=50)
     busy = False
     idle = asyncio.create_task(output.stream.stop_when_idle(lambda: busy))
     try:
-        await wait_for(stream.stopped)
-        assert output.stream.healthy  # stopped for idleness, not broken
+        await wait_for(streams[0].stopped)
+        assert output.stream.healthy  # closed for idleness, not broken
         await output.stream.prepare()
         output.begin_utterance()
-        assert not stream.active  # prepared, but woken only once the request is out
+        assert len(streams) == 1  # prepared, but woken only once the request is out
         await output.stream.wake()
-        await output.write(ones(160), stall_timeout=1)  # queues while the stream starts
-        await wait_for(stream.started)
-        assert (stream.pull(80) == 0.5).all()
+        await output.write(ones(160), stall_timeout=1)  # queues while the stream opens
+        await asyncio.wait(output.stream.transitions(), timeout=TIMEOUT)
+        assert len(streams) == 2
+        await wait_for(streams[1].started)
+        assert (streams[1].pull(80) == 0.5).all()
     finally:
         idle.cancel()
 
@@ -183,12 +185,53 @@ async def test_stop_while_stopped_for_idleness_drops_the_ring_itself():
         idle.cancel()
 
 
-async def test_a_short_start_plays_after_the_prebuffer_time_without_more_audio():
+async def test_a_short_start_plays_after_twice_the_prebuffer_time_without_more_audio():
     output, (stream,) = make_output(prebuffer_ms=50)  # 400 frames, 50 ms
     output.begin_utterance()
     await output.write(ones(100), stall_timeout=1)  # then the input stalls
     assert not stream.pull(80).any()
-    # The gate's timer was set before this sleep's, for the same span: it fires first.
+    await asyncio.sleep(0.05)
+    assert not stream.pull(80).any()  # a late chunk is still worth waiting for
+    # The gate's timer was set before this sleep's, for the same total: it fires first.
     await asyncio.sleep(0.05)
     assert (stream.pull(80) == 0.5).all()
     assert output.drain.expecting  # the utterance goes on
+
+
+async def test_after_a_dry_spell_playback_waits_for_a_larger_refill():
+    output, (stream,) = make_output(prebuffer_ms=100)  # 800 frames at 8 kHz
+    output.begin_utterance()
+    await output.write(ones(800), stall_timeout=1)
+    for _ in range(10):
+        stream.pull(80)
+    assert not stream.pull(80).any()  # dry
+    assert output.underruns == 1
+    await output.write(ones(800), stall_timeout=1)  # the floor again is not enough
+    assert not stream.pull(80).any()
+    await output.write(ones(400), stall_timeout=1)  # 1.5 x the floor
+    assert (stream.pull(80) == 0.5).all()
+    assert output.underruns == 1  # the hold was part of the same dry spell
+
+
+async def test_the_end_of_the_utterance_releases_a_refill_hold():
+    output, (stream,) = make_output(prebuffer_ms=100)
+    output.begin_utterance()
+    await output.write(ones(800), stall_timeout=1)
+    for _ in range(11):
+        stream.pull(80)
+    await output.write(ones(100), stall_timeout=1)
+    assert not stream.pull(80).any()  # held: 100 frames are short of the refill
+    output.end_utterance()
+    assert (stream.pull(80) == 0.5).all()
+
+
+async def test_a_new_utterance_is_not_held_by_the_last_ones_dry_spell():
+    output, (stream,) = make_output(prebuffer_ms=100)
+    output.begin_utterance()
+    await output.write(ones(800), stall_timeout=1)
+    for _ in range(11):
+        stream.pull(80)
+    output.drain.expecting = False  # cancelled while held, as playback does
+    output.begin_utterance()
+    await output.write(ones(800), stall_timeout=1)
+    assert (stream.pull(80) == 0.5).all()

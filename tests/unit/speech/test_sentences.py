@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from player.speech.sentences import MAX_SENTENCE_CHARS, SentenceSplitter
+from player.speech.sentences import (
+    MAX_SENTENCE_CHARS,
+    SentenceSplitter,
+    ends_clause,
+    starts_clause,
+)
 
 
 def split(pieces: list[str], max_chars: int = MAX_SENTENCE_CHARS) -> tuple[list[list[str]], str]:
@@ -94,3 +99,12 @@ def test_flush_returns_the_rest_and_empties_the_buffer():
 @pytest.mark.parametrize("max_chars", [MAX_SENTENCE_CHARS, 20])
 def test_whitespace_alone_yields_nothing(max_chars):
     assert split([" \n\t", " " * 50, "\n"], max_chars) == ([[], [], []], "")
+
+
+def test_clause_marks_and_clause_words():
+    assert ends_clause("late, ")
+    assert ends_clause("this: ")
+    assert not ends_clause("late ")
+    assert starts_clause("and then ")
+    assert starts_clause("Или ")
+    assert not starts_clause("android ")

@@ -82,3 +82,52 @@ async def test_the_end_of_the_text_needs_no_force():
     assert queued(utterance) == ["Last ", "words ", None]
     with pytest.raises(TextError, match="already ended"):
         utterance.feed("more")
+
+
+def feed_words(utterance: Utterance, text: str) -> None:
+    """``text`` a word at a time, as an LLM's tokens come."""
+    for word in text.split(" "):
+        utterance.feed(word + " ")
+
+
+async def test_after_a_short_first_sentence_the_next_goes_out_clause_first():
+    utterance = Utterance(QUICK)
+    feed_words(utterance, "Sure. The museum opens at nine in the morning and closes at six.")
+    pieces = queued(utterance)
+    assert pieces[:2] == ["Sure. ", FORCE]
+    # The clause before "and" is spoken while "Sure." plays; the rest is one sentence.
+    clause = pieces.index(FORCE, 2)
+    assert "".join(str(p) for p in pieces[2:clause]) == "The museum opens at nine in the morning "
+    assert pieces[clause + 1] == "and "
+    assert pieces.count(FORCE) == 3
+
+
+async def test_a_comma_ends_that_first_clause_too():
+    utterance = Utterance(QUICK)
+    feed_words(utterance, "Yes! On Thursdays it stays open late, until nine at night.")
+    pieces = queued(utterance)
+    clause = pieces.index(FORCE, 2)
+    assert pieces[clause - 1] == "late, "
+    assert pieces.count(FORCE) == 3
+
+
+async def test_a_clause_too_short_to_sound_whole_waits_for_more():
+    utterance = Utterance(QUICK)
+    feed_words(utterance, "Sure. It opens, and then it closes at six in the evening.")
+    pieces = queued(utterance)
+    # "It opens, " is under MIN_CLAUSE_CHARS: the sentence goes on whole.
+    assert pieces.count(FORCE) == 2
+
+
+async def test_after_a_longer_first_sentence_sentences_go_whole():
+    utterance = Utterance(QUICK)
+    feed_words(utterance, "The museum is open today. It opens at nine in the morning and closes.")
+    assert queued(utterance).count(FORCE) == 2
+
+
+async def test_text_that_comes_whole_is_spoken_in_whole_sentences():
+    utterance = Utterance(QUICK)
+    utterance.feed("Sure. The museum opens at nine in the morning and closes at six. ")
+    assert queued(utterance) == [
+        "Sure. ", FORCE, "The museum opens at nine in the morning and closes at six. ", FORCE
+    ]  # fmt: skip
