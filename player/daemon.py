@@ -10,7 +10,7 @@ import signal
 
 import grpc
 
-from player.audio.devices import output_devices, resolve_device
+from player.audio.devices import current_output_devices, resolve_device
 from player.audio.output import AudioOutput
 from player.config import Settings, SpeechKitSettings
 from player.control.server import PlayerService
@@ -23,6 +23,7 @@ from player.synthesis.fallback import Fallback
 from player.synthesis.interface import Synthesis
 from player.synthesis.local_process import LocalEngineClient, LocalEngineProcess
 from player.synthesis.long_text import SplitLongText
+from player.synthesis.resume import Resume
 from player.synthesis.speechkit import SpeechKitClient
 
 _LOGGER = logging.getLogger(__name__)
@@ -47,7 +48,8 @@ def open_channel(speechkit: SpeechKitSettings) -> grpc.aio.Channel:
 
 
 def _devices() -> list[control_pb2.Device]:
-    return [control_pb2.Device(**device) for device in output_devices()]
+    """The list as it is now, not as our PortAudio found it at start-up."""
+    return [control_pb2.Device(**device) for device in current_output_devices()]
 
 
 async def _report(output: AudioOutput) -> None:
@@ -143,8 +145,10 @@ async def run(settings: Settings) -> None:
     except DaemonError:
         output.stream.close()
         raise
-    # Outermost, so each of a long text's calls may fall back on its own.
-    whole_texts = SplitLongText(synthesis.synthesis, device.samplerate)
+    # Outermost, so each of a long text's calls may resume and fall back on its own; the
+    # fallback inside, so a resumed call that cannot reach the cloud speaks locally.
+    resuming = Resume(synthesis.synthesis, device.samplerate, settings.speechkit.retry_s)
+    whole_texts = SplitLongText(resuming, device.samplerate)
     playback = Playback(output, whole_texts, chimes=chimes)
     service = PlayerService(
         playback, output, synthesis.endpoint, _devices, settings.stream, settings.text
@@ -175,6 +179,7 @@ async def _serve(playback: Playback, child: LocalEngineProcess | None) -> None:
                 group.create_task(playback.run()),
                 group.create_task(_report(output)),
                 group.create_task(output.stream.stop_when_idle(lambda: playback.busy)),
+                group.create_task(output.stream.watch()),
             ]
             if child is not None:
                 tasks.append(group.create_task(child.run()))

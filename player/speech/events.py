@@ -31,7 +31,8 @@ class Event:
     first_audio_ms: int | None = None
     """started: from the request to its first sample leaving the output callback."""
     text: str | None = None
-    """text: what is being spoken now; interrupted, cancelled: the text that was heard."""
+    """text: what is being spoken now; interrupted, cancelled: the text that was heard;
+    error: the text whose audio stays to be heard (a call that broke off mid-way)."""
     start_ms: int | None = None
     """text: where in the utterance's audio it begins, milliseconds."""
     word_timings: tuple[WordTiming, ...] = ()

@@ -54,13 +54,34 @@ class Track:
     spoken: list[tuple[int, str]] = field(default_factory=list)
     """(ring position, text) of each text chunk, in order."""
     created: float = field(default_factory=time.monotonic)
+    holes: list[tuple[int, int]] = field(default_factory=list)
+    """Ring ranges [start, end) of its audio taken back (`withdraw`), in order: ring
+    positions only grow, so audio written after one lies beyond it."""
+
+    @property
+    def end(self) -> int:
+        """Ring position just after its last frame so far."""
+        if self.start is None:
+            return 0
+        return self.start + self.written + sum(end - start for start, end in self.holes)
+
+    def position(self, offset: int) -> int:
+        """Ring position of the frame ``offset`` frames into the audio it kept."""
+        assert self.start is not None
+        position = self.start + offset
+        for start, end in self.holes:
+            if start <= position:
+                position += end - start
+        return position
 
     def heard(self, heard_to: int) -> tuple[int, str]:
         """Frames played, and the text of the chunks begun, once the callback has read
         up to ring position ``heard_to``."""
         if self.start is None:
             return 0, ""
-        played = min(max(heard_to - self.start, 0), self.written)
+        to = min(max(heard_to, self.start), self.end)
+        skipped = sum(max(0, min(end, to) - start) for start, end in self.holes)
+        played = to - self.start - skipped
         # Services may send each chunk stripped: words of two chunks must not run together.
         begun = (text.strip() for position, text in self.spoken if position < heard_to)
         return played, " ".join(text for text in begun if text)
@@ -68,7 +89,7 @@ class Track:
     def finished_text(self, heard_to: int) -> str:
         """The text of the chunks heard to their end."""
         ends = [position for position, _ in self.spoken[1:]]
-        ends.append(self.start + self.written if self.start is not None else 0)
+        ends.append(self.end)
         return "".join(
             text for (_, text), end in zip(self.spoken, ends, strict=True) if end <= heard_to
         )
@@ -109,7 +130,7 @@ class Heard:
         if track.start is None:
             return  # text without audio: nothing to hear it by
         offset = spoken.start_ms * self._output.device.samplerate // 1000
-        position = min(track.start + track.speech_offset + offset, ring.write_pos - 1)
+        position = min(track.position(track.speech_offset + offset), ring.write_pos - 1)
         track.spoken.append((position, spoken.text))
         self._mark(position + 1, "text", track, spoken)
 
@@ -118,6 +139,32 @@ class Heard:
         self.pending.append(track)
         self._mark(end, "finished", track)
 
+    def unmark(self, track: Track, after: int) -> None:
+        """Its audio beyond ring position ``after`` is being taken back: none of its
+        marks there will fire."""
+        self._marks = [m for m in self._marks if m.track is not track or m.position <= after]
+        heapq.heapify(self._marks)
+        track.spoken = [(position, text) for position, text in track.spoken if position < after]
+
+    def withdrawn(self, track: Track, asked: int, start: int, end: int) -> None:
+        """Its audio from ring position ``asked`` on is to be spoken again, and that in
+        [start, end) was taken back unheard (``start`` is later than ``asked`` if the
+        callback was already playing it)."""
+        # A text's place is known to the millisecond, and one that came just before its
+        # audio sits on the last frame written: within that of a frame, it starts there.
+        slack = self._output.device.samplerate // 1000 + 1
+        self.unmark(track, start - slack)
+        # A text begun but spoken again is left out of what was heard, or a message cut
+        # later would be rewound by it twice; its event stays, as it was heard.
+        track.spoken = [(p, text) for p, text in track.spoken if p < asked - slack]
+        track.written -= end - start
+        if track.written == 0:
+            # Nothing of it is left: it starts again where its next frame goes.
+            track.start = None
+            track.holes.clear()
+        elif end > start:
+            track.holes.append((start, end))
+
     def forget(self, track: Track) -> None:
         """It was cut out of the ring: none of its marks will fire."""
         if track in self.pending:
@@ -125,13 +172,14 @@ class Heard:
         self._marks = [mark for mark in self._marks if mark.track is not track]
         heapq.heapify(self._marks)
 
-    def fail(self, utterance: Utterance, err: Exception) -> None:
+    def fail(self, utterance: Utterance, err: Exception, text: str = "") -> None:
+        """It failed; ``text`` is what of it is heard (its audio that stays in the ring)."""
         self.counters.errors += 1
         self.last_error = str(err)
         if isinstance(err, OutputError):
             _LOGGER.warning("%s: %s", utterance.id, err)
         utterance.fail(err)
-        self._events.publish(Event("error", utterance.id, error=str(err)))
+        self._events.publish(Event("error", utterance.id, error=str(err), text=text or None))
 
     def _mark(
         self,

@@ -173,7 +173,7 @@ class Playback:
                 self.heard.forget(track)
                 if track.start is None:
                     continue
-                end = track.start + track.written
+                end = track.end
                 playing = track.start <= self.output.ring.read_pos
                 if not await self.output.cut(None if playing else track.start, end, FLUSH_TIMEOUT):
                     _LOGGER.warning(
@@ -263,11 +263,14 @@ class Playback:
                 err = SynthesisError(f"internal error: {err}")
             output.end_utterance()
             utterance.close()
-            self.heard.fail(utterance, err)
+            # What it has in the ring still plays: that much of it is heard.
+            self.heard.fail(utterance, err, track.heard(track.end)[1])
             return
         end = output.end_utterance()
         if result.fallback:
             self.heard.counters.fallbacks += 1
+        if result.resumed:
+            self.heard.counters.resumed += 1
         if result.first_audio_delay is not None:
             _LOGGER.info(
                 "%s: %d chars, %.2f s of audio, first audio after %.0f ms%s",
@@ -306,3 +309,25 @@ class _RingSink:
 
     def spoken(self, spoken: Spoken) -> None:
         self._heard.spoken(self._track, spoken)
+
+    async def withdraw(self, frames: int) -> int:
+        """Cuts the track's last ``frames`` out of the ring: unheard, silently; if they
+        are playing, faded out at once (what was heard of them stays counted)."""
+        track, output = self._track, self._output
+        ring = output.ring
+        end = ring.write_pos
+        asked = start = end - min(frames, track.written - track.speech_offset)
+        if track.start is None or start >= end:
+            return 0
+        if ring.read_pos >= end:
+            start = end  # all of it was heard: it is only spoken again
+        elif ring.read_pos <= start:
+            await output.cut(start, end, FLUSH_TIMEOUT)
+        else:
+            # Its marks must not fire while the fade runs and the read position jumps.
+            self._heard.unmark(track, ring.read_pos)
+            if not await output.cut(None, end, FLUSH_TIMEOUT):
+                _LOGGER.warning("the audio callback did not confirm the fade-out in time")
+            start = min(max(start, output.flushed_at), end)
+        self._heard.withdrawn(track, asked, start, end)
+        return end - start

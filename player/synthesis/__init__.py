@@ -5,7 +5,9 @@ Owns: `interface` (pieces, sinks, results: what every way of synthesising shares
 runs one, bounding the server's silences; `pcm` decodes LINEAR16), `long_text` (a text
 over one call's limit as consecutive calls),
 `local_process` (the daemon's own local synthesizer as a supervised child process),
-`fallback` (the cloud first, the local synthesizer when it cannot be reached).
+`fallback` (the cloud first, the local synthesizer when it cannot be reached),
+`resume` (a call broken off by a transient error resumed by a new one from the sentence
+it cut), `replay` (a one-shot source of pieces read again by later calls).
 May import: `player.audio.ring` (the frame type), `player.config`, `player.errors`,
 `player.limits`, `player.generated`.
 """

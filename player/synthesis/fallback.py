@@ -13,6 +13,7 @@ import grpc
 from player.audio.ring import Frames
 from player.errors import SynthesisError
 from player.synthesis.interface import CallResult, Piece, Sink, Spoken, Synthesis
+from player.synthesis.replay import Replay
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -21,47 +22,6 @@ _LOGGER = logging.getLogger(__name__)
 FALLBACK_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 WARN_INTERVAL = 30.0
 """Seconds between fallback warnings while the cloud stays unreachable."""
-
-
-class _Replay:
-    """Text pieces from a one-shot source, kept so a second call can read them from the
-    start while the source is still being read."""
-
-    def __init__(self, source: AsyncIterator[Piece]) -> None:
-        self._source = source
-        self._pieces: list[Piece] = []
-        self._done = False
-        self._error: Exception | None = None
-        self._changed = asyncio.Condition()
-
-    async def pump(self) -> None:
-        try:
-            async for piece in self._source:
-                async with self._changed:
-                    self._pieces.append(piece)
-                    self._changed.notify_all()
-        except Exception as exc:
-            # Readers re-raise it: they must not wait for text that will never come.
-            self._error = exc
-        async with self._changed:
-            self._done = True
-            self._changed.notify_all()
-
-    async def reader(self) -> AsyncIterator[Piece]:
-        index = 0
-        while True:
-            async with self._changed:
-                while index >= len(self._pieces) and not self._done:
-                    await self._changed.wait()
-                fresh = self._pieces[index:]
-                done = self._done
-            for piece in fresh:
-                yield piece
-            index += len(fresh)
-            if done and index == len(self._pieces):
-                if self._error is not None:
-                    raise self._error
-                return
 
 
 class _Tracking:
@@ -78,6 +38,9 @@ class _Tracking:
     def spoken(self, spoken: Spoken) -> None:
         self._sink.spoken(spoken)
 
+    async def withdraw(self, frames: int) -> int:
+        return await self._sink.withdraw(frames)
+
 
 class Fallback:
     """Tries `primary`; if it cannot be reached before any audio arrived, the same text
@@ -91,7 +54,7 @@ class Fallback:
         self._quiet = 0
 
     async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
-        replay = _Replay(pieces)
+        replay = Replay(pieces)
         pump = asyncio.create_task(replay.pump())
         tracking = _Tracking(sink)
         try:

@@ -55,17 +55,24 @@ class Sink(Protocol):
         """Called after the audio this text speaks (from its start) was passed to
         ``audio``: the same response's, or for text sent ahead of its audio, the next."""
 
+    async def withdraw(self, frames: int) -> int:
+        """The last ``frames`` frames passed to ``audio`` are not to be played, nor the
+        text marked inside them: a broken call's half-received sentence, asked for again.
+        Returns how many were taken back; the rest had already been heard and stay."""
+
 
 @dataclass(frozen=True)
 class CallResult:
     frames: int
-    """Frames of audio received."""
+    """Frames of audio received and kept (not withdrawn)."""
     request_id: str
     """The server's ``x-request-id``, if it sent one."""
     first_audio_delay: float | None
     """Seconds from the call's start to the first audio chunk."""
     fallback: bool = False
     """The local synthesizer spoke it because the configured endpoint was unreachable."""
+    resumed: bool = False
+    """A call broke off with a transient error and a new one spoke the rest."""
 
 
 class Synthesis(Protocol):

@@ -51,6 +51,7 @@ class SplitLongText:
             request_id=results[0].request_id,
             first_audio_delay=results[0].first_audio_delay,
             fallback=any(r.fallback for r in results),
+            resumed=any(r.resumed for r in results),
         )
 
 
@@ -128,3 +129,6 @@ class _Shifted:
                 ),
             )
         self._sink.spoken(spoken)
+
+    async def withdraw(self, frames: int) -> int:
+        return await self._sink.withdraw(frames)

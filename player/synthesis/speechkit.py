@@ -193,7 +193,9 @@ class SpeechKitClient:
             pass
         finally:
             call.cancel()
-        return grpc.StatusCode.UNKNOWN, "the stream ended unexpectedly"
+        # No verdict: the call broke for some other reason, as grpc's INTERNAL said (a
+        # transient fault, which `player.synthesis.resume` may retry).
+        return grpc.StatusCode.INTERNAL, "the stream ended unexpectedly"
 
     def _unavailable(self, details: str) -> str:
         """Names the endpoint: "unavailable" alone does not say which one to check."""

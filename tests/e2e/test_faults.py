@@ -113,7 +113,7 @@ async def test_a_server_that_never_answers_fails_say_wait_and_the_next_utterance
 async def test_a_server_that_stalls_mid_way_fails_that_utterance_only(
     tone_server: ToneServer, start_daemon: StartDaemon, recorder: Recorder
 ) -> None:
-    daemon = await start_daemon()
+    daemon = await start_daemon(retry_s=0)  # not resumed: tests/e2e/test_resume.py
     tone_server.script = ToneScript(api_key=KEY, stall_after_bytes=BYTES_PER_S // 2)
     before = recorder.sample_count()
     began = time.monotonic()

@@ -79,6 +79,9 @@ class Heard:
     def spoken(self, spoken: Spoken) -> None:
         self.texts.append(spoken)
 
+    async def withdraw(self, frames: int) -> int:
+        raise AssertionError("nothing here resumes a call")
+
     @property
     def pcm(self) -> np.ndarray:
         return np.concatenate(self.frames) if self.frames else np.zeros(0, np.float32)

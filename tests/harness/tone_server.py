@@ -16,6 +16,7 @@ import contextlib
 import logging
 import math
 import random
+import re
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -56,6 +57,9 @@ class ToneScript:
     keeps the script it started with."""
 
     frequency_hz: float = 440.0
+    frequencies: tuple[tuple[str, float], ...] = ()
+    """(word, Hz): a piece holding the word is a tone of that pitch (the first that
+    matches; others `frequency_hz`), so a recording tells pieces apart."""
     amplitude: float = 0.5
     """Fraction of full scale."""
     ms_per_char: float = 40.0
@@ -166,6 +170,7 @@ class _Call:
         )
         self._rate = 0
         self._tone: ToneGenerator | None = None
+        self._produced = 0  # samples of tone taken, over all pitches
         self._spoken = 0  # pieces taken from the queue
         self._stalled = False
 
@@ -201,6 +206,7 @@ class _Call:
         self._rate = check_options(options, self._script.voices, allow_wav=False).rate
         self._record.options = options
         self._tone = ToneGenerator(self._script.frequency_hz, self._script.amplitude, self._rate)
+        self._tones: dict[float, ToneGenerator] = {self._script.frequency_hz: self._tone}
 
     async def _write(self) -> None:
         if self._script.never_answer:
@@ -221,10 +227,18 @@ class _Call:
                     chunk_type=tts_pb2.StreamSynthesisResponse.TEXT_ONLY,
                 )
                 await self._respond(ahead)
-            self._pacer.piece_arrived(arrived_at, self._tone.position / self._rate)
+            self._pacer.piece_arrived(arrived_at, self._produced / self._rate)
             count = piece_samples(len(text), self._script.ms_per_char, self._rate)
-            for i, chunk in enumerate(self._chunker.split(self._tone.take(count))):
+            self._produced += count
+            tone = self._tone_for(text)
+            for i, chunk in enumerate(self._chunker.split(tone.take(count))):
                 await self._send_stalling(chunk, text if i == 0 else None)
+
+    def _tone_for(self, text: str) -> ToneGenerator:
+        frequency = tone_frequency(self._script, text)
+        if frequency not in self._tones:
+            self._tones[frequency] = ToneGenerator(frequency, self._script.amplitude, self._rate)
+        return self._tones[frequency]
 
     async def _respond(self, response: tts_pb2.StreamSynthesisResponse) -> None:
         await send(self._context, response)
@@ -281,11 +295,21 @@ class _Call:
             raise Rejected(self._script.abort_code, self._script.abort_message)
 
 
+def tone_frequency(script: ToneScript, text: str) -> float:
+    """The pitch `script` speaks `text` at."""
+    return next(
+        (hz for word, hz in script.frequencies if re.search(rf"\b{re.escape(word)}\b", text)),
+        script.frequency_hz,
+    )
+
+
 class ToneServer:
     """A grpc.aio server on a local address whose StreamSynthesis speaks sine tones."""
 
     def __init__(self, script: ToneScript | None = None) -> None:
         self.script = script if script is not None else ToneScript()
+        self.next_scripts: list[ToneScript] = []
+        """Scripts for the next calls, one each in order; then `script` again."""
         self.calls: list[CallRecord] = []
         self._finished: list[CallRecord] = []
         self._progress = asyncio.Event()
@@ -346,17 +370,20 @@ class ToneServer:
 
     def expected_pcm(self, texts: list[str], rate: int) -> bytes:
         """The audio the current script sends for `texts`, as one LINEAR16 byte string."""
-        tone = ToneGenerator(self.script.frequency_hz, self.script.amplitude, rate)
-        return b"".join(
-            tone.take(piece_samples(len(text), self.script.ms_per_char, rate)) for text in texts
-        )
+        script, tones = self.script, dict[float, ToneGenerator]()
+        audio = bytearray()
+        for text in texts:
+            hz = tone_frequency(script, text)
+            tone = tones.setdefault(hz, ToneGenerator(hz, script.amplitude, rate))
+            audio += tone.take(piece_samples(len(text), script.ms_per_char, rate))
+        return bytes(audio)
 
     async def _stream_synthesis(
         self,
         requests: AsyncIterator[tts_pb2.StreamSynthesisRequest],
         context: Context,
     ) -> None:
-        script = self.script
+        script = self.next_scripts.pop(0) if self.next_scripts else self.script
         record = CallRecord(metadata=metadata_dict(context))
         rng = random.Random(script.jitter_seed + len(self.calls))
         self.calls.append(record)

@@ -22,6 +22,7 @@ import pytest
 
 from player.generated.speechkit.tts.v3 import tts_pb2, tts_service_pb2_grpc
 from player.local.service import UNAUTHENTICATED_DETAILS
+from tests.harness import audio_analysis as aa
 from tests.harness.tone_server import ToneScript, ToneServer
 from tests.harness.tone_synth import Chunker, Pacer, ToneGenerator
 
@@ -202,6 +203,38 @@ async def test_script_replaced_between_calls(server: ToneServer, address: str) -
     outcome = await synthesize(address, [options(rate=8000), text("abcd")])
     assert len(outcome.audio) == 4 * 80 * 2
     assert outcome.audio == server.expected_pcm(["abcd"], 8000)
+
+
+async def test_next_scripts_serve_one_call_each_in_order(server: ToneServer, address: str) -> None:
+    server.script = ToneScript(ms_per_char=10.0)
+    server.next_scripts = [
+        ToneScript(abort_after_bytes=100, abort_code=grpc.StatusCode.INTERNAL),
+        ToneScript(api_key="other"),
+    ]
+    first = await synthesize(address, [options(), text("abcd")], half_close=False)
+    second = await synthesize(address, [options()], half_close=False)
+    third = await synthesize(address, [options(), text("abcd")])
+    assert (first.code, second.code) == (
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAUTHENTICATED,
+    )
+    assert third.code == grpc.StatusCode.OK
+    assert len(third.audio) == 4 * 10 * RATE // 1000 * 2
+    assert server.next_scripts == []
+
+
+async def test_pieces_holding_a_keyed_word_have_its_pitch(server: ToneServer, address: str) -> None:
+    server.script = ToneScript(frequencies=(("two", 660.0), ("three", 880.0)))
+    texts = ["One is plain. ", "Then two. ", "And three. ", "One again. "]
+    outcome = await synthesize(address, [options(), *(text(t) for t in texts)])
+    assert outcome.audio == server.expected_pcm(texts, RATE)
+    samples = np.frombuffer(outcome.audio, dtype="<i2")
+    heard, at = [], 0
+    for piece in texts:
+        n = len(server.expected_pcm([piece], RATE)) // 2
+        heard.append(aa.dominant_frequency(samples[at : at + n], RATE))
+        at += n
+    assert heard == pytest.approx([440.0, 660.0, 880.0, 440.0], abs=5.0)
 
 
 async def test_force_synthesis_counted_and_empty_stream_ends_ok(

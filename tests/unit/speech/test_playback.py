@@ -7,7 +7,7 @@ import pytest
 from player.errors import SynthesisError
 from player.speech.playback import Playback
 from player.speech.utterance import Utterance
-from player.synthesis.interface import CallResult, Piece, Sink
+from player.synthesis.interface import CallResult, Piece, Sink, Spoken
 from tests.harness.fake_stream import FakeStream, make_output
 
 TIMEOUT = 5.0
@@ -95,3 +95,109 @@ async def test_cancelling_a_queued_utterance_reports_nothing_played():
     assert kinds[1].played_ms == 0
     assert kinds[1].text == ""
     assert utterance.done.done()
+
+
+# --- taking back the tail of a broken call (player.synthesis.resume) -------------------------
+
+A, B, C = 0.25, 0.5, 0.75
+"""Sample values of three sentences, so the output tells them apart."""
+
+
+def block(value: float, frames: int) -> np.ndarray:
+    return np.full(frames, value, dtype=np.float32)
+
+
+class BrokenThenResumed:
+    """A Synthesis that does what a resumed call does to its sink: sentence A whole and
+    the first half of B, then (once `go` is set) takes the half back and sends B whole
+    and C, text positions moved behind the audio kept."""
+
+    def __init__(self) -> None:
+        self.sent_half = asyncio.Event()
+        self.go = asyncio.Event()
+        self.taken = -1
+
+    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
+        async for _ in pieces:
+            pass
+        await sink.audio(block(A, 800))
+        sink.spoken(Spoken("A ", 0))
+        await sink.audio(block(B, 400))
+        sink.spoken(Spoken("B ", 100))
+        self.sent_half.set()
+        await self.go.wait()
+        self.taken = await sink.withdraw(400)
+        kept = 1200 - self.taken
+        await sink.audio(block(B, 800))
+        sink.spoken(Spoken("B ", kept // 8))
+        await sink.audio(block(C, 800))
+        sink.spoken(Spoken("C ", (kept + 800) // 8))
+        return CallResult(kept + 1600, "", 0.0, resumed=True)
+
+
+async def play_out(stream: FakeStream, until: asyncio.Future[int]) -> np.ndarray:
+    """Play the PortAudio thread until the utterance resolves; what it played (left)."""
+    out = []
+    while not until.done():
+        out.append(stream.pull(80)[:, 0])
+        await asyncio.sleep(0.001)
+    return np.concatenate(out)
+
+
+async def test_a_withdrawn_tail_not_yet_playing_is_never_heard_nor_its_text():
+    output, (stream,) = make_output(prebuffer_ms=0)
+    synthesis = BrokenThenResumed()
+    playback = Playback(output, synthesis)
+    runner = asyncio.create_task(playback.run())
+    try:
+        with playback.events.listen() as events:
+            utterance = await speak(playback, "words")
+            await asyncio.wait_for(synthesis.sent_half.wait(), TIMEOUT)
+            synthesis.go.set()
+            played = await asyncio.wait_for(play_out(stream, utterance.done), TIMEOUT)
+            seen = [events.get_nowait() for _ in range(events.qsize())]
+        speech = played[played != 0]
+        np.testing.assert_array_equal(
+            speech, np.concatenate([block(A, 800), block(B, 800), block(C, 800)])
+        )
+        assert synthesis.taken == 400
+        texts = [(e.text, e.start_ms) for e in seen if e.kind == "text"]
+        assert texts == [("A", 0), ("B", 100), ("C", 200)]
+        (finished,) = [e for e in seen if e.kind == "finished"]
+        assert finished.played_ms == 300
+        assert playback.counters.resumed == 1
+    finally:
+        runner.cancel()
+        await asyncio.wait([runner], timeout=TIMEOUT)
+
+
+async def test_a_withdrawn_tail_that_is_playing_fades_and_what_was_heard_stays():
+    output, (stream,) = make_output(prebuffer_ms=0, fade_ms=5.0)
+    synthesis = BrokenThenResumed()
+    playback = Playback(output, synthesis)
+    runner = asyncio.create_task(playback.run())
+    try:
+        with playback.events.listen() as events:
+            utterance = await speak(playback, "words")
+            await asyncio.wait_for(synthesis.sent_half.wait(), TIMEOUT)
+            first = np.concatenate([stream.pull(80)[:, 0] for _ in range(12)])  # into B
+            synthesis.go.set()
+            rest = await asyncio.wait_for(play_out(stream, utterance.done), TIMEOUT)
+            seen = [events.get_nowait() for _ in range(events.qsize())]
+        played = np.concatenate([first, rest])
+        fade = 40  # 5 ms at 8 kHz
+        assert synthesis.taken == 400 - 160 - fade
+        # A, then B from its start up to the fade, then B whole and C.
+        speech = played[played != 0]
+        assert len(speech) == 800 + 160 + fade - 1 + 1600  # the fade ends in a silent sample
+        np.testing.assert_array_equal(speech[:960], np.concatenate([block(A, 800), block(B, 160)]))
+        np.testing.assert_array_equal(
+            speech[-1600:], np.concatenate([block(B, 800), block(C, 800)])
+        )
+        texts = [(e.text, e.start_ms) for e in seen if e.kind == "text"]
+        assert texts == [("A", 0), ("B", 100), ("B", 125), ("C", 225)]
+        (finished,) = [e for e in seen if e.kind == "finished"]
+        assert finished.played_ms == (1000 + 1600) // 8
+    finally:
+        runner.cancel()
+        await asyncio.wait([runner], timeout=TIMEOUT)

@@ -62,6 +62,9 @@ class Recorder:
     def spoken(self, spoken: Spoken) -> None:
         self.texts.append(spoken.text)
 
+    async def withdraw(self, frames: int) -> int:
+        raise AssertionError("nothing here resumes a call")
+
     @property
     def frames(self) -> Frames:
         return np.concatenate(self.chunks) if self.chunks else np.zeros(0, dtype=np.float32)

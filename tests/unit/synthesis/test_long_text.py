@@ -50,6 +50,9 @@ class Heard:
     def spoken(self, spoken: Spoken) -> None:
         self.texts.append(spoken)
 
+    async def withdraw(self, frames: int) -> int:
+        raise AssertionError("nothing here resumes a call")
+
 
 async def pieces(*items: Piece) -> AsyncIterator[Piece]:
     for item in items:

@@ -55,6 +55,9 @@ class Sink:
     def spoken(self, spoken: Spoken) -> None:
         self.texts.append((spoken, self.frames))
 
+    async def withdraw(self, frames: int) -> int:
+        raise AssertionError("nothing here resumes a call")
+
     async def wait_frames(self, frames: int) -> None:
         async with asyncio.timeout(TIMEOUT):
             while self.frames < frames:
