@@ -107,7 +107,10 @@ def current_output_devices() -> list[dict[str, Any]]:
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines() or [f"exit code {done.returncode}"]
         raise OutputError(f"cannot list the audio devices: {lines[-1]}")
-    devices: list[dict[str, Any]] = json.loads(done.stdout)
+    try:
+        devices: list[dict[str, Any]] = json.loads(done.stdout)
+    except ValueError as err:
+        raise OutputError(f"cannot list the audio devices: unreadable answer ({err})") from None
     return devices
 
 

@@ -64,14 +64,14 @@ class Drain:
                 self._silenced = True
                 # Fade out the next few frames without consuming them: resume replays
                 # them fading in, so the pause loses nothing and never clicks.
-                playing = self.gate_open and self.holds == self.released
+                playing = self.gate_open and not self._held()
                 k = self.ring.peek_into(out, len(self._fade_out)) if playing else 0
                 out[:k] *= self._fade_out[:k]
                 out[k:] = 0.0
             else:
                 out.fill(0.0)
             return 0
-        if not self.gate_open or self.holds != self.released:
+        if not self.gate_open or self._held():
             self._pass_cuts()
             out.fill(0.0)
             return 0
@@ -93,6 +93,11 @@ class Drain:
             if self.expecting:
                 self.holds += 1  # play on only once the producer has refilled
         return done
+
+    def _held(self) -> bool:
+        """Stopped to refill after a dry spell. Only while an utterance still produces:
+        a hold counted just as it ended has nobody left to release it."""
+        return self.expecting and self.holds != self.released
 
     def _read(self, out: Frames, frames: int) -> int:
         ring, done = self.ring, 0

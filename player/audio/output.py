@@ -100,7 +100,7 @@ class AudioOutput:
         if drain.gate_open and drain.holds == drain.released:
             return
         self._cancel_gate_timer()
-        if self.ring.available() >= self.jitter.need():
+        if self._held() >= self.jitter.need():
             self._play()
         else:
             wait = self.jitter.wait_limit()
@@ -122,8 +122,15 @@ class AudioOutput:
 
     def _gate_timeout(self) -> None:
         self._gate_timer = None
-        if self.ring.available():
+        if self._held():
             self._play()
+
+    def _held(self) -> int:
+        """Frames that will play: those in the ring less the cuts ahead (audio taken back
+        is still there until the callback jumps it)."""
+        read_pos = self.ring.read_pos
+        cut = sum(max(0, c.end - max(c.start, read_pos)) for c in self.drain.cuts)
+        return self.ring.available() - cut
 
     def _cancel_gate_timer(self) -> None:
         if self._gate_timer is not None:
@@ -142,6 +149,12 @@ class AudioOutput:
         if transitions := self.stream.transitions():
             await asyncio.wait(transitions, timeout=wait_limit)
         drain, ring = self.drain, self.ring
+        if self.stream.transitions():
+            # A stream is still being opened in its thread and may start calling back at
+            # any moment: only the callback may move the read position, so it jumps this.
+            at = ring.read_pos if start is None else start
+            drain.cuts = add_cut(drain.cuts, Cut(at, end, 0), ring.read_pos)
+            return start is not None
         if not self.stream.running:
             # No callback is running, so this side may move the read position itself.
             if start is None or start <= ring.read_pos:

@@ -9,6 +9,7 @@ for at most `[audio] device_wait_s`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterator
@@ -107,5 +108,8 @@ def reinitialise_portaudio() -> None:
 
     # sounddevice has no public call for this; these two are what its own
     # initialisation and atexit use.
-    sounddevice._terminate()  # noqa: SLF001
+    # A failed initialisation leaves it terminated: terminating again then fails, and
+    # must not stop the next attempt from initialising.
+    with contextlib.suppress(Exception):
+        sounddevice._terminate()  # noqa: SLF001
     sounddevice._initialize()  # noqa: SLF001

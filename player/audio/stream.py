@@ -87,6 +87,9 @@ class OutputStream:
         self._telemetry = telemetry
         self._factory = factory
         self._reinit = reinit
+        self._device_key: str | int | None = settings.device
+        """How the device is asked for: after PortAudio lists devices again, an index
+        may name another one, so a reopened stream asks by the name."""
         self.device_state = DeviceState(settings.device_wait_s)
         self._stream: Stream | None = None
         self._suspended = False
@@ -130,7 +133,7 @@ class OutputStream:
         self._ended = False
         try:
             stream = self._factory(
-                device=self._settings.device,
+                device=self._device_key,
                 samplerate=self.device.samplerate,
                 channels=self.device.channels,
                 dtype="float32",
@@ -278,6 +281,11 @@ class OutputStream:
                 await asyncio.wait(transitions)
             old, self._stream = self._stream, None
             self._suspended = False
+            if not self.device_state.worth_waiting:
+                # Lost for longer than device_wait_s: what the ring holds belongs to
+                # utterances that failed for it, and must not play when the device is back.
+                # No callback runs (the stream is dead), so this side may drop it.
+                self._drain.reset()
             # Seen by transitions(): nobody moves the ring's read position meanwhile.
             self._reopening = asyncio.ensure_future(asyncio.to_thread(self._fresh_stream, old))
             try:
@@ -298,6 +306,8 @@ class OutputStream:
             self._reinit()
         except Exception as err:
             raise OutputError(f"PortAudio could not be re-initialised: {err}") from err
+        if isinstance(self._device_key, int):
+            self._device_key = self.device.name
         return self._new_stream()
 
     async def stop_when_idle(self, busy: Callable[[], bool]) -> None:

@@ -263,8 +263,10 @@ class Playback:
                 err = SynthesisError(f"internal error: {err}")
             output.end_utterance()
             utterance.close()
-            # What it has in the ring still plays: that much of it is heard.
-            self.heard.fail(utterance, err, track.heard(track.end)[1])
+            # What it has in the ring still plays: that much of it is heard (unless the
+            # device itself failed it).
+            heard = "" if isinstance(err, OutputError) else track.heard(track.end)[1]
+            self.heard.fail(utterance, err, heard)
             return
         end = output.end_utterance()
         if result.fallback:
@@ -283,9 +285,9 @@ class Playback:
         self.heard.written(track, end)
 
     async def _waking(self, utterance: Utterance) -> AsyncIterator[Piece]:
-        """The utterance's text, waking the output first. A synthesis call asks for its
-        first piece only once its options are written, so a stream start (which competes
-        for the GIL) never delays the request itself."""
+        """The utterance's text, waking the output as its first piece is asked for: the
+        stream opens in a worker thread while the call connects and its first audio is
+        on the way."""
         await self.output.stream.wake()
         async for piece in utterance.pieces():
             yield piece
@@ -304,8 +306,12 @@ class _RingSink:
         track = self._track
         if track.start is None:
             self._heard.starting(track, self._output.ring.write_pos)
-        await self._output.write(frames, self._stall)
-        track.written += len(frames)
+        before = self._output.ring.write_pos
+        try:
+            await self._output.write(frames, self._stall)
+        finally:
+            # A write cancelled half-way left part of the chunk in the ring.
+            track.written += self._output.ring.write_pos - before
 
     def spoken(self, spoken: Spoken) -> None:
         self._heard.spoken(self._track, spoken)

@@ -198,8 +198,10 @@ class _CallSink:
         if self.first_audio is None:
             self.first_audio = time.monotonic()
         self._chunk_at = self.frames
-        self.frames += len(frames)
         await self._sink.audio(frames)
+        # Counted once taken: a chunk cut short by a cancelled write must not move the
+        # resume point into the sentence before it.
+        self.frames += len(frames)
 
     def spoken(self, spoken: Spoken) -> None:
         piece = self._sentence_at(self._chars)

@@ -6,6 +6,7 @@ order, and whether whole."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import grpc
 import pytest
@@ -123,12 +124,15 @@ async def test_a_connection_reset_mid_sentence_is_heard_whole_each_sentence_once
         x = await say_and_record(daemon, recorder, total - 0.05)
         assert proxy.resets == 1
 
-    await heard_each_once_after_one_resume(x, tone_server, daemon)
+    # What the client had not read when the reset came is lost with the connection, so
+    # Bravo's text may never have reached it: then Alpha is the sentence it holds only in
+    # part, and that is where it resumes. Either way each is heard once, whole.
+    await heard_each_once_after_one_resume(x, tone_server, daemon, resumed_at=SENTENCES[:2])
     assert "Connection reset by peer" in daemon.log
 
 
 async def heard_each_once_after_one_resume(
-    x: Recording, tone_server: ToneServer, daemon: Daemon
+    x: Recording, tone_server: ToneServer, daemon: Daemon, resumed_at: Sequence[str] = ()
 ) -> None:
     """Every sentence was heard whole, once, in order, through two calls, the second
     from the sentence the first one cut."""
@@ -138,7 +142,8 @@ async def heard_each_once_after_one_resume(
         assert seconds == pytest.approx(whole(sentence), abs=2.5 * WINDOW_MS / 1000)
     calls = [c for c in tone_server.calls if c.texts]  # not grpc's probe of a broken call
     assert len(calls) == 2
-    assert calls[1].texts[0].strip() == SENTENCES[1]  # from the sentence that was cut
+    # From the sentence that was cut.
+    assert calls[1].texts[0].strip() in (resumed_at or SENTENCES[1:2])
     counters = (await status_of(daemon))["counters"]
     assert isinstance(counters, dict)
     assert (counters["resumed"], counters["utterances"], counters["errors"]) == (1, 1, 0)

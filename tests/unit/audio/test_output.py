@@ -235,3 +235,23 @@ async def test_a_new_utterance_is_not_held_by_the_last_ones_dry_spell():
     output.begin_utterance()
     await output.write(ones(800), stall_timeout=1)
     assert (stream.pull(80) == 0.5).all()
+
+
+async def test_a_hold_counted_just_as_the_utterance_ended_does_not_stop_playback():
+    output, (stream,) = make_output(prebuffer_ms=100)
+    output.begin_utterance()
+    await output.write(ones(800), stall_timeout=1)
+    output.end_utterance()
+    output.drain.holds += 1  # the callback, preempted mid-check, counts one after the end
+    assert (stream.pull(80) == 0.5).all()
+
+
+async def test_audio_taken_back_does_not_count_towards_the_start():
+    output, (stream,) = make_output(prebuffer_ms=100)  # 800 frames
+    output.begin_utterance()
+    await output.write(ones(600), stall_timeout=1)
+    assert await output.cut(200, 600, TIMEOUT)  # withdrawn, not yet jumped
+    await output.write(ones(400), stall_timeout=1)  # 1000 in the ring, 600 to play
+    assert not stream.pull(80).any()
+    await output.write(ones(200), stall_timeout=1)
+    assert (stream.pull(80) == 0.5).all()

@@ -223,3 +223,20 @@ async def idle_then_lost_at_wake(output: AudioOutput, device: Device) -> None:
     finally:
         idle.cancel()
         await asyncio.gather(idle, return_exceptions=True)
+
+
+async def test_audio_of_utterances_failed_for_the_device_does_not_play_when_it_is_back(
+    rig: tuple[AudioOutput, Device],
+) -> None:
+    output, device = rig
+    output.stream.device_state.wait_s = 0.3
+    output.begin_utterance()
+    await output.write(ones(400), stall_timeout=1)
+    device.pull_out()
+    with pytest.raises(OutputError):
+        await asyncio.wait_for(output.write(ones(16000), stall_timeout=0.1), TIMEOUT)
+    output.end_utterance()
+    device.present = True
+    await until(lambda: not output.stream.device_state.lost)
+    assert output.ring.available() == 0
+    assert not device.streams[-1].pull(80).any()
