@@ -181,10 +181,16 @@ class Speech:
         self._pieces: asyncio.Queue[str | None] = asyncio.Queue()
         self._call = stub.Say(self._requests(wait, priority))
         self._ended = asyncio.Event()
-        self._call.add_done_callback(lambda _call: self._ended.set())
+        self._call.add_done_callback(self._on_done)
         self._id: str | None = None
         self.reply: control_pb2.SayReply | None = None
         """The daemon's answer, once the block is left."""
+
+    def _on_done(self, _call: object) -> None:
+        self._ended.set()
+        # Ends the request generator: grpc's task reading it is not cancelled when the
+        # daemon ends the call, and would be left waiting for text that never comes.
+        self._pieces.put_nowait(None)
 
     async def _requests(self, wait: bool, priority: str) -> AsyncIterator[control_pb2.SayRequest]:
         yield control_pb2.SayRequest(wait=wait, priority=priority)
