@@ -1,4 +1,5 @@
-"""The daemon: settings -> output stream, gRPC channel, playback, control socket."""
+"""The daemon: settings -> output stream, gRPC channel, playback, control socket; and
+what systemd is told (readiness, a status line, the watchdog)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import signal
+import time
 
 import grpc
 
@@ -25,6 +28,7 @@ from player.synthesis.local_process import LocalEngineClient, LocalEngineProcess
 from player.synthesis.long_text import SplitLongText
 from player.synthesis.resume import Resume
 from player.synthesis.speechkit import SpeechKitClient
+from player.systemd import Notifier
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -37,6 +41,14 @@ _CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2000),
 ]
+WEDGED_S = 5.0
+"""Seconds the audio side may stay unanswering (see OutputStream.stuck_s) before the
+systemd watchdog is no longer fed. Longer than the watcher's SILENT_LIMIT and a
+reopening's PortAudio re-initialisation, so a device that merely went away never
+restarts the daemon."""
+FALLBACK_SHOWN_S = 60.0
+"""Seconds after an utterance fell back to the local synthesizer that the status line
+still says so."""
 
 
 def open_channel(speechkit: SpeechKitSettings) -> grpc.aio.Channel:
@@ -76,6 +88,34 @@ async def _report(output: AudioOutput) -> None:
         if output.stream.callback_failed and not failed:
             _LOGGER.error("the audio callback failed; the stream is reopened on the next utterance")
         failed = output.stream.callback_failed
+
+
+class _ServiceStatus:
+    """What systemd is told: a line for `systemctl status`, and whether the audio side
+    still answers. Only the event loop calls it."""
+
+    def __init__(self, playback: Playback) -> None:
+        self._playback = playback
+        self._fallbacks = playback.counters.fallbacks
+        self._fell_back_at = -math.inf
+
+    def line(self) -> str:
+        playback, now = self._playback, time.monotonic()
+        device = playback.output.stream.device_state
+        # The counter moves when a call that fell back ends; its audio still plays then.
+        if (fallbacks := playback.counters.fallbacks) != self._fallbacks:
+            self._fallbacks, self._fell_back_at = fallbacks, now
+        if device.lost:
+            return f"device lost: {device.reason}"
+        speaking = playback.current_id
+        if speaking is None:
+            return "idle"
+        if now - self._fell_back_at < FALLBACK_SHOWN_S:
+            return f"cloud unreachable, speaking locally ({speaking})"
+        return f"speaking {speaking}"
+
+    def alive(self) -> bool:
+        return self._playback.output.stream.stuck_s() < WEDGED_S
 
 
 @dataclasses.dataclass
@@ -130,6 +170,8 @@ async def run(settings: Settings) -> None:
     from player.audio.chimes import load_chimes
     from player.errors import ChimeError, OutputError
 
+    # Before any child starts, so none inherits systemd's variables.
+    notifier = Notifier.from_environment()
     # First, so that a second daemon started on a live socket opens no device and starts
     # no child before it is refused, and one that cannot serve at all says so at once.
     claim_socket(settings.control.socket)
@@ -154,10 +196,15 @@ async def run(settings: Settings) -> None:
         playback, output, synthesis.endpoint, _devices, settings.stream, settings.text
     )
     control = ControlServer(settings.control.socket, service)
+    status = _ServiceStatus(playback)
     try:
         await control.start()
-        await _serve(playback, synthesis.child)
+        # The socket answers and the device is open: what a client of the unit waits for.
+        notifier.ready(status.line())
+        await _serve(playback, synthesis.child, notifier, status)
     finally:
+        notifier.stopping()
+        notifier.close()
         await control.stop()
         await output.stream.aclose()
         if synthesis.channel is not None:
@@ -167,7 +214,12 @@ async def run(settings: Settings) -> None:
         _LOGGER.info("stopped")
 
 
-async def _serve(playback: Playback, child: LocalEngineProcess | None) -> None:
+async def _serve(
+    playback: Playback,
+    child: LocalEngineProcess | None,
+    notifier: Notifier,
+    status: _ServiceStatus,
+) -> None:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -180,11 +232,13 @@ async def _serve(playback: Playback, child: LocalEngineProcess | None) -> None:
                 group.create_task(_report(output)),
                 group.create_task(output.stream.stop_when_idle(lambda: playback.busy)),
                 group.create_task(output.stream.watch()),
+                group.create_task(notifier.keep_alive(status.line, status.alive)),
             ]
             if child is not None:
                 tasks.append(group.create_task(child.run()))
             await stopping.wait()
             _LOGGER.info("shutting down")
+            notifier.stopping()
             await playback.stop()  # fades out whatever is playing
             for task in tasks:
                 task.cancel()

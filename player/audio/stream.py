@@ -97,6 +97,8 @@ class OutputStream:
         self._stopping: asyncio.Future[None] | None = None
         self._reopening: asyncio.Future[Stream] | None = None
         self._transition = asyncio.Lock()
+        self._thread_since = 0.0
+        """time.monotonic() when the latest start, stop or reopening thread began."""
         self.callback_failed = False  # callback
         self.last_callback = 0.0  # callback: time.monotonic() of the last call
         self.device_underruns = 0  # callback: blocks PortAudio reported as underflowed
@@ -215,6 +217,20 @@ class OutputStream:
             return f"the audio device stopped asking for audio ({silent:.1f} s without a call)"
         return None
 
+    def stuck_s(self) -> float:
+        """Seconds the audio side has not answered: how long a start, stop or reopening
+        has been running in its thread, or else how long a running stream has gone without
+        a callback; 0 while it is closed for idleness or between reopening attempts.
+        PortAudio calls that never return (a sound server that hangs) show up here even
+        after `watch` has given the stream up as lost."""
+        now = time.monotonic()
+        if self.transitions():
+            return now - self._thread_since
+        stream = self._stream
+        if stream is None or self._suspended or self._ended or not stream.active:
+            return 0.0
+        return now - self.last_callback
+
     def transitions(self) -> list[asyncio.Future[Any]]:
         """Starts, stops and reopenings still running in their threads."""
         running = (self._starting, self._stopping, self._reopening)
@@ -248,6 +264,7 @@ class OutputStream:
         async with self._transition:
             if self._suspended:
                 self._suspended = False
+                self._thread_since = time.monotonic()
                 self._starting = asyncio.create_task(self._start_again())
 
     async def _start_again(self) -> None:
@@ -287,6 +304,7 @@ class OutputStream:
                 # No callback runs (the stream is dead), so this side may drop it.
                 self._drain.reset()
             # Seen by transitions(): nobody moves the ring's read position meanwhile.
+            self._thread_since = time.monotonic()
             self._reopening = asyncio.ensure_future(asyncio.to_thread(self._fresh_stream, old))
             try:
                 stream = await asyncio.shield(self._reopening)
@@ -332,6 +350,7 @@ class OutputStream:
             # Set first, so the stream is never neither running nor suspended.
             self._suspended = True
             # Shielded: a cancelled wait must not let aclose() run beside the thread.
+            self._thread_since = time.monotonic()
             self._stopping = asyncio.ensure_future(asyncio.to_thread(_close_quietly, stream))
             try:
                 await asyncio.shield(self._stopping)

@@ -78,6 +78,12 @@ class Playback:
         return self._current is not None or bool(self.heard.pending)
 
     @property
+    def current_id(self) -> str | None:
+        """The utterance whose audio plays now (or is on its way), if any."""
+        tracks = self._in_ring()
+        return tracks[0].utterance.id if tracks else None
+
+    @property
     def busy(self) -> bool:
         """Playing, or about to."""
         return self.playing or bool(self._schedule) or self._schedule.held is not None

@@ -46,6 +46,8 @@ CLI = (sys.executable, "-m", "player")
 """How the child's command line starts: this interpreter, running our CLI."""
 EXIT_USAGE = 2
 """The CLI's exit code for bad arguments or config (player.cli.EXIT_USAGE)."""
+_SYSTEMD_VARIABLES = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"})
+"""Addressed to the daemon alone (see player/systemd.py)."""
 
 
 def _runtime_dir() -> str | None:
@@ -123,8 +125,13 @@ class LocalEngineProcess:
         """Start the child and restart it whenever it exits, until cancelled; return if
         it exits with a usage or config error (EXIT_USAGE), which no restart cures."""
         backoff = _BACKOFF_MIN
-        # The child needs no cloud credentials: keep them out of its environment.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("YANDEX_")}
+        # The child needs no cloud credentials: keep them out of its environment. Nor
+        # systemd's notify socket: it could say READY=1 (or feed the watchdog) for us.
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("YANDEX_") and k not in _SYSTEMD_VARIABLES
+        }
         try:
             while True:
                 started = time.monotonic()

@@ -129,7 +129,7 @@ class Daemon:
                     status = await run_cli(self.config, self.env, "status")
                     if status.returncode == 0:
                         return
-                # The daemon shows no readiness signal other than its socket answering.
+                # Without NOTIFY_SOCKET, the socket answering is its only sign of readiness.
                 await asyncio.sleep(0.05)
 
     async def stop(self) -> int:
@@ -169,10 +169,20 @@ class Daemons:
     ) -> Daemon:
         """`speechkit-player daemon --config PATH` with a config from the arguments (see
         `write_config`)."""
+        return await self.start_with_env({}, endpoint, api_key, **sections)
+
+    async def start_with_env(
+        self,
+        env: dict[str, str],
+        endpoint: str | None,
+        api_key: str | None,
+        **sections: dict[str, object],
+    ) -> Daemon:
+        """`start`, with ``env`` added to the environment (the CLI calls get it too)."""
         folder = self._base / f"daemon{len(self._started)}"
         folder.mkdir()
         config = write_config(folder, endpoint, api_key=api_key, **sections)
-        daemon = Daemon(config, self._env, ["daemon", "--config", str(config)])
+        daemon = Daemon(config, {**self._env, **env}, ["daemon", "--config", str(config)])
         self._started.append(daemon)
         await daemon.start()
         return daemon

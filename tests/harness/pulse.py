@@ -18,6 +18,7 @@ import contextlib
 import functools
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -127,6 +128,18 @@ class PulseServer:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def freeze(self) -> None:
+        """SIGSTOP the server, as a hang would: clients keep their connections and get no
+        answer, and PortAudio's callbacks stop while the stream still counts as active.
+        `thaw` undoes it."""
+        if self._proc is None:
+            raise RuntimeError("PulseServer is not running")
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)
 
     def restart(self, timeout: float = 10.0) -> None:
         """Start the server again in the same runtime directory, after `kill`."""

@@ -18,6 +18,7 @@ IMPORT_TIMEOUT = 60.0
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "limits": set(),
+    "systemd": set(),
     "config": {"errors", "limits"},
     "audio": {"config", "errors", "limits"},
     "synthesis": {"audio.ring", "config", "errors", "limits", "generated"},

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -35,6 +36,9 @@ class Device:
         self.present = True
         self.streams: list[FakeStream] = []
         self.reinits = 0
+        self.hanging: threading.Event | None = None
+        """While set to an unset event, re-initialising PortAudio hangs on it, as it does
+        when the sound server hangs."""
 
     def factory(self, **kwargs: Any) -> FakeStream:
         if not self.present:
@@ -45,6 +49,8 @@ class Device:
 
     def reinit(self) -> None:
         self.reinits += 1
+        if self.hanging is not None:
+            self.hanging.wait(TIMEOUT)
 
     def pull_out(self) -> None:
         """What PortAudio shows when the sound server dies: the stream ends."""
@@ -240,3 +246,30 @@ async def test_audio_of_utterances_failed_for_the_device_does_not_play_when_it_i
     await until(lambda: not output.stream.device_state.lost)
     assert output.ring.available() == 0
     assert not device.streams[-1].pull(80).any()
+
+
+async def test_stuck_counts_a_silent_stream_and_a_reopening_that_hangs() -> None:
+    """What the daemon's systemd watchdog reads: a running stream without callbacks, and
+    then the watcher's reopening stuck in PortAudio (a sound server that hangs)."""
+    hang = threading.Event()
+    async with watched() as (output, device):
+        stream = output.stream
+        device.streams[-1].pull(80)
+        assert stream.stuck_s() < SILENT_LIMIT
+        device.hanging = hang
+        try:
+            # No callback from now on: silent, then lost, then a reopening that hangs.
+            await until(lambda: stream.device_state.lost and stream.stuck_s() > SILENT_LIMIT)
+            assert stream.transitions(), "the watcher should be reopening by now"
+        finally:
+            hang.set()
+        await until(lambda: not stream.device_state.lost)
+        assert stream.stuck_s() < SILENT_LIMIT
+
+
+async def test_a_stream_closed_for_idleness_is_not_stuck() -> None:
+    async with watched() as (output, device):
+        output.stream.last_callback = time.monotonic() - 10 * SILENT_LIMIT
+        device.streams[-1].close()
+        output.stream.close()
+        assert output.stream.stuck_s() == 0.0

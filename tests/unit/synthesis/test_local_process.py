@@ -89,6 +89,21 @@ async def test_a_child_that_rejects_its_command_line_is_not_restarted(
             await process.wait_ready(timeout=TIMEOUT)
 
 
+async def test_the_child_gets_neither_credentials_nor_systemds_socket(
+    make_process: MakeProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A child with NOTIFY_SOCKET could tell systemd READY=1, or feed the watchdog, for us.
+    for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "YANDEX_API_KEY"):
+        monkeypatch.setenv(name, "1")
+    seen = tmp_path / "environment"
+    script = f"import os, sys; open({str(seen)!r}, 'w').write(' '.join(os.environ)); sys.exit(2)"
+    process = make_process(None, cli=[sys.executable, "-c", script])
+    await asyncio.wait_for(process.run(), TIMEOUT)
+    names = set(seen.read_text().split())
+    assert "PATH" in names
+    assert not names & {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "YANDEX_API_KEY"}
+
+
 async def test_a_child_that_exits_otherwise_is_restarted(
     make_process: MakeProcess, tmp_path: Path
 ) -> None:
