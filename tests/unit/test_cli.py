@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from player.cli import EXIT_USAGE, _parser, _status_dict
@@ -69,3 +73,26 @@ def test_status_shows_the_device_underruns_beside_ours() -> None:
     shown = _status_dict(control_pb2.Status(counters=counters))["counters"]
     assert isinstance(shown, dict)
     assert (shown["underruns"], shown["device_underruns"]) == (2, 5)
+
+
+@pytest.mark.parametrize("journal", [True, False])
+def test_log_lines_carry_a_timestamp_only_outside_journald(journal: bool) -> None:
+    """journald stamps each line itself: a second stamp is noise in `journalctl`."""
+    env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+    if journal:
+        env["JOURNAL_STREAM"] = "8:12345"
+    code = (
+        "import logging; from player.cli import _log_to_stderr; "
+        "_log_to_stderr(False); logging.getLogger('player.x').info('hello')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    line = done.stderr.strip()
+    assert line.endswith("INFO player.x: hello")
+    assert (line == "INFO player.x: hello") is journal
