@@ -12,37 +12,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import io
 import re
 import time
-from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
 from bench import measure
 from bench.measure import Run
 from player.control.client import Client
+from tests.harness import examples
 from tests.harness.daemon import Daemon
 
 if TYPE_CHECKING:
     from bench.__main__ import Bench
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "llm_speak.py"
 STREAMED, WHOLE = "6a. LLM example, local voice", "6b. its opening whole, local voice"
 LISTEN_S = 3.0
 """Seconds after the request at which the example is stopped: past the pause after its
 first sentence, before the end of its second."""
 TIMEOUT = 60.0
-
-
-def example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("llm_speak", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def opening(answer: str) -> str:
@@ -89,7 +78,7 @@ async def whole(bench: Bench, daemon: Daemon, text: str) -> Run:
 
 async def rounds(bench: Bench, daemon: Daemon, runs: int) -> list[Run]:
     """Rows 6a and 6b, alternating, `runs` times each, on the warm local daemon."""
-    module = example()
+    module = examples.load(examples.LLM_SPEAK)
     text = opening(str(module.ANSWER))
     results: list[Run] = []
     for _ in range(runs):

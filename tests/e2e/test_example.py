@@ -5,7 +5,6 @@ heard before its last token is sent, and a `stop` from another terminal silences
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import re
 import sys
 import time
@@ -23,12 +22,13 @@ from tests.e2e.common import (
     sound_s,
 )
 from tests.harness import audio_analysis as aa
+from tests.harness import examples
 from tests.harness.daemon import Daemon, run_cli
 from tests.harness.pulse import Recorder
 from tests.harness.tone_server import ToneScript
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "llm_speak.py"
+EXAMPLE = examples.LLM_SPEAK
 
 
 @pytest.fixture
@@ -91,12 +91,7 @@ async def test_the_llm_example_speaks_early_and_stop_reports_what_was_heard(
 
 
 def _answer() -> str:
-    spec = importlib.util.spec_from_file_location("llm_speak", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return str(module.ANSWER)
+    return str(examples.load(EXAMPLE).ANSWER)
 
 
 def _group(pattern: str, line: str) -> str:

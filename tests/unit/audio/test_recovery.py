@@ -98,6 +98,15 @@ def ones(n: int) -> np.ndarray:
     return np.full(n, 0.5, dtype=np.float32)
 
 
+async def write_while_lost_past_the_wait(output: AudioOutput, device: Device) -> None:
+    """An utterance whose device goes away and stays away past its 0.3 s wait."""
+    output.stream.device_state.wait_s = 0.3
+    output.begin_utterance()
+    await output.write(ones(400), stall_timeout=1)
+    device.pull_out()
+    await asyncio.wait_for(output.write(ones(16000), stall_timeout=0.1), TIMEOUT)
+
+
 def test_backoff_doubles_up_to_its_limit() -> None:
     assert list(itertools.islice(backoff(0.5, 5.0), 6)) == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
 
@@ -173,12 +182,8 @@ async def test_the_writer_fails_with_the_reason_once_the_wait_is_over(
     rig: tuple[AudioOutput, Device],
 ) -> None:
     output, device = rig
-    output.stream.device_state.wait_s = 0.3
-    output.begin_utterance()
-    await output.write(ones(400), stall_timeout=1)
-    device.pull_out()
     with pytest.raises(OutputError, match=r"the audio device was lost .*ended by itself"):
-        await asyncio.wait_for(output.write(ones(16000), stall_timeout=0.1), TIMEOUT)
+        await write_while_lost_past_the_wait(output, device)
 
 
 async def test_an_utterance_waits_for_the_device_before_it_starts(
@@ -235,12 +240,8 @@ async def test_audio_of_utterances_failed_for_the_device_does_not_play_when_it_i
     rig: tuple[AudioOutput, Device],
 ) -> None:
     output, device = rig
-    output.stream.device_state.wait_s = 0.3
-    output.begin_utterance()
-    await output.write(ones(400), stall_timeout=1)
-    device.pull_out()
     with pytest.raises(OutputError):
-        await asyncio.wait_for(output.write(ones(16000), stall_timeout=0.1), TIMEOUT)
+        await write_while_lost_past_the_wait(output, device)
     output.end_utterance()
     device.present = True
     await until(lambda: not output.stream.device_state.lost)
