@@ -4,7 +4,8 @@
 Every error raised on purpose is a `player.PlayerError` (see `player.errors`).
 
 The layers, each a subpackage whose `__init__` says what it owns and may import:
-`config` -> `audio` -> `synthesis` -> `speech` -> `control`; `local` is the Piper server.
+`config` -> `auth` -> `audio` -> `synthesis` -> `speech` -> `control`; `local` is the
+Piper server.
 Data flows one way: text -> synthesis call -> ring -> audio callback.
 """
 

@@ -93,6 +93,10 @@ def _parser() -> argparse.ArgumentParser:
     command("status", "print the daemon's state as JSON")
     command("devices", "list output devices as the daemon sees them")
     command("events", "print what happens to utterances as JSON lines, until interrupted")
+    doctor = command(
+        "doctor", "check everything speaking needs, one line each; exit 0 only if all pass"
+    )
+    doctor.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
 
 
@@ -119,6 +123,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "doctor":
+        # Before the config is loaded: an invalid one is the doctor's first finding.
+        return asyncio.run(_doctor(args))
     settings = load_settings(args.config or default_config(os.environ), os.environ)
     if args.command == "daemon":
         _run_daemon(settings, args.verbose)
@@ -127,6 +134,18 @@ def _run(args: argparse.Namespace) -> int:
         _serve_local(settings, args.listen, args.exit_with_stdin, args.verbose)
         return 0
     return asyncio.run(_client(settings, args))
+
+
+async def _doctor(args: argparse.Namespace) -> int:
+    from player.doctor.run import passed, run_checks
+
+    if args.verbose:
+        _log_to_stderr(True)
+    done = []
+    async for check in run_checks(args.config or default_config(os.environ), os.environ):
+        done.append(check)
+        print(json.dumps(check.as_dict()) if args.json else check.line(), flush=True)
+    return 0 if passed(done) else EXIT_FAILED
 
 
 def _fail(message: str, code: int = EXIT_FAILED) -> NoReturn:

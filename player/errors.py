@@ -14,6 +14,7 @@ whose details are that line; the client library turns the daemon's statuses back
     ├── SpeechError           what was asked cannot be spoken      (speech)
     │   ├── TextError         empty, too long, or fed after the end
     │   └── PriorityError     not one of speech-dispatcher's priorities
+    ├── CredentialsError      no usable key or token for SpeechKit (auth)
     ├── SynthesisError        a synthesis call failed              (synthesis)
     ├── LocalError            our SpeechKit-compatible servers     (local)
     │   ├── LocalEngineError  Piper is missing or a voice will not load
@@ -40,6 +41,7 @@ __all__ = [
     "ClientGone",
     "ConfigError",
     "ControlError",
+    "CredentialsError",
     "DaemonError",
     "InputError",
     "LocalEngineError",
@@ -98,11 +100,26 @@ class PriorityError(SpeechError):
     """A priority speech-dispatcher does not have."""
 
 
+class CredentialsError(PlayerError):
+    """No usable credential: a key the token service refuses or cannot be asked about,
+    a token file that cannot be read. The message never holds a secret."""
+
+    def __init__(self, message: str, *, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+        """The token service could not be reached (rather than refusing)."""
+
+
 class SynthesisError(PlayerError):
     """An utterance's synthesis failed; `code` is the gRPC status it failed with."""
 
     def __init__(
-        self, message: str, code: grpc.StatusCode | None = None, request_id: str = ""
+        self,
+        message: str,
+        code: grpc.StatusCode | None = None,
+        request_id: str = "",
+        *,
+        retry_once: bool = False,
     ) -> None:
         super().__init__(message)
         if code is None:
@@ -111,6 +128,9 @@ class SynthesisError(PlayerError):
             code = grpc.StatusCode.UNKNOWN
         self.code: grpc.StatusCode = code
         self.request_id = request_id
+        self.retry_once = retry_once
+        """The credentials were renewed since the call was refused: one new call may
+        be accepted where this one was not."""
 
 
 class LocalError(PlayerError):

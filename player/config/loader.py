@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from player.config.settings import (
     LocalSettings,
     Loudness,
     Markup,
+    MetricsSettings,
     Settings,
     SpeechKitSettings,
     StreamSettings,
@@ -33,7 +36,17 @@ from player.config.settings import (
 )
 from player.errors import ConfigError
 
-_SECTIONS = ("speechkit", "voice", "audio", "control", "local", "stream", "text", "chimes")
+_SECTIONS = (
+    "speechkit",
+    "voice",
+    "audio",
+    "control",
+    "local",
+    "stream",
+    "text",
+    "chimes",
+    "metrics",
+)
 _SECTION_LIST = ", ".join(f"[{name}]" for name in _SECTIONS)
 _FALLBACKS: dict[str, Fallback] = {"none": "none", "local": "local"}
 _MARKUPS: dict[str, Markup] = {"plain": "plain", "tts": "tts"}
@@ -56,12 +69,15 @@ def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
     stream = _stream(sections["stream"])
     text = _text(sections["text"])
     chimes = _chimes(sections["chimes"], base, environ)
+    metrics = _metrics(sections["metrics"])
     for section in sections.values():
         section.report_unknown()
     _report_unknown_top_level(data, sections, errors)
     if errors:
         raise ConfigError(path, errors)
-    return Settings(speechkit, voice, audio, control, local, stream, chimes, path, text)
+    return Settings(
+        speechkit, voice, audio, control, local, stream, chimes, path, text, metrics=metrics
+    )
 
 
 def _read_toml(path: Path) -> dict[str, object]:
@@ -109,18 +125,22 @@ def _speechkit(
     if endpoint != LOCAL and not _is_host_port(endpoint):
         section.error("endpoint", f'expected "host:port" or "local", found "{endpoint}"')
     folder_id = section.string("folder_id", "") or _env(environ, "YANDEX_FOLDER_ID")
-    api_key, iam_token = read_credentials(
-        section, environ, lambda raw: _resolve(raw, base, environ)
-    )
+    given = read_credentials(section, environ, lambda raw: _resolve(raw, base, environ))
     fallback = section.string("fallback", default.fallback)
     if fallback not in _FALLBACKS:
         section.error("fallback", f'expected "none" or "local", found "{fallback}"')
     return SpeechKitSettings(
         endpoint=endpoint,
         tls=section.boolean("tls", default.tls),
-        api_key=api_key,
-        iam_token=iam_token,
+        api_key=given.api_key,
+        iam_token=given.iam_token,
+        iam_token_file=given.iam_token_file,
+        service_account_key=given.service_account_key,
+        credentials=given.source,
+        iam_endpoint=_url(section, "iam_endpoint", default.iam_endpoint),
+        metadata_url=_url(section, "metadata_url", default.metadata_url),
         folder_id=folder_id,
+        data_logging=section.boolean("data_logging", default.data_logging),
         connect_timeout=section.number(
             "connect_timeout", default.connect_timeout, Range(0, math.inf, lo_open=True)
         ),
@@ -133,6 +153,15 @@ def _speechkit(
         retry_s=section.number("retry_s", default.retry_s, Range(0, 600)),
         fallback=_FALLBACKS.get(fallback, default.fallback),
     )
+
+
+def _url(section: TableReader, key: str, default: str) -> str:
+    url = section.string(key, default, nonempty=True)
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        section.error(key, f'expected an http:// or https:// URL, found "{url}"')
+        return default
+    return url
 
 
 def _is_host_port(endpoint: str) -> bool:
@@ -198,7 +227,22 @@ def _audio(section: TableReader) -> AudioSettings:
         fade_ms=section.number("fade_ms", default.fade_ms, Range(0, 100)),
         idle_stop_ms=section.integer("idle_stop_ms", default.idle_stop_ms, Range(0, 3_600_000)),
         device_wait_s=section.number("device_wait_s", default.device_wait_s, Range(0, 3600)),
+        media_role=_media_role(section, default.media_role),
     )
+
+
+_ROLE = re.compile(r"[A-Za-z0-9._-]{0,64}")
+
+
+def _media_role(section: TableReader, default: str) -> str:
+    role = section.string("media_role", default)
+    if _ROLE.fullmatch(role):
+        return role
+    section.error(
+        "media_role",
+        f"expected a role name of letters, digits, '.', '_' or '-' (at most 64), found {role!r}",
+    )
+    return default
 
 
 def _device(section: TableReader) -> str | int | None:
@@ -269,6 +313,13 @@ def _text(section: TableReader) -> TextSettings:
         section.error("markup", f'expected "plain" or "tts", found "{raw}"')
         return default
     return TextSettings(markup=markup)
+
+
+def _metrics(section: TableReader) -> MetricsSettings:
+    listen = section.string("listen", "").strip()
+    if listen and not _is_host_port(listen):
+        section.error("listen", f'expected "host:port", or "" for no metrics, found "{listen}"')
+    return MetricsSettings(listen=listen)
 
 
 def _chimes(section: TableReader, base: Path | None, environ: Mapping[str, str]) -> ChimeSettings:

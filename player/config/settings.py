@@ -9,13 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from player.config.credentials import Secret
+from player.config.credentials import CredentialSource, Secret, ServiceAccountKey
 
 Loudness = Literal["LUFS", "MAX_PEAK"]
 Fallback = Literal["none", "local"]
 Markup = Literal["plain", "tts"]
 
 CLOUD_ENDPOINT = "tts.api.cloud.yandex.net:443"
+IAM_ENDPOINT = "https://iam.api.cloud.yandex.net/iam/v1/tokens"
+METADATA_URL = "http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default/token"
+CredentialKind = Literal["api_key", "iam_token", "service_account_key", "metadata"]
 LOCAL = "local"
 """The endpoint value that means the local Piper synthesizer."""
 
@@ -30,8 +33,20 @@ class SpeechKitSettings:
     """API key sent as `authorization: Api-Key ...`."""
     iam_token: Secret | None = None
     """IAM token sent as `authorization: Bearer ...`."""
+    iam_token_file: Path | None = None
+    """The file `iam_token` came from, read again whenever it changes; None if none."""
+    service_account_key: ServiceAccountKey | None = None
+    """A service account's authorized key, exchanged for IAM tokens that renew."""
+    credentials: CredentialSource = "config"
+    """"metadata": IAM tokens of the VM's service account, from `metadata_url`."""
+    iam_endpoint: str = IAM_ENDPOINT
+    """URL the authorized key's JWTs are exchanged at for IAM tokens."""
+    metadata_url: str = METADATA_URL
+    """URL of the VM metadata service's token for its service account."""
     folder_id: str = ""
     """Cloud folder sent as `x-folder-id`; empty to send none."""
+    data_logging: bool = False
+    """Let SpeechKit keep the text and audio (`x-data-logging-enabled`)."""
     connect_timeout: float = 5.0
     """Seconds a call waits for the channel to be ready."""
     first_audio_timeout_s: float = 10.0
@@ -53,11 +68,15 @@ class SpeechKitSettings:
         )
 
     @property
-    def credential_kind(self) -> Literal["api_key", "iam_token"] | None:
+    def credential_kind(self) -> CredentialKind | None:
         if self.api_key:
             return "api_key"
         if self.iam_token:
             return "iam_token"
+        if self.service_account_key is not None:
+            return "service_account_key"
+        if self.credentials == "metadata":
+            return "metadata"
         return None
 
 
@@ -102,6 +121,10 @@ class AudioSettings:
     utterance opens it again; 0 keeps it running."""
     device_wait_s: float = 30.0
     """Seconds an utterance waits for a lost output device to come back before it fails."""
+    media_role: str = "announcement"
+    """The output stream's `media.role`, which the sound server's policy (PulseAudio's
+    module-role-ducking, WirePlumber's role-based linking) matches on: a name of letters,
+    digits, ".", "_" or "-"; "" announces none."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +182,13 @@ class LocalSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    listen: str = ""
+    """Where Prometheus metrics are served over HTTP, at /metrics: "host:port"; empty
+    serves none."""
+
+
+@dataclass(frozen=True)
 class Settings:
     speechkit: SpeechKitSettings
     """Service connection and credentials."""
@@ -178,3 +208,5 @@ class Settings:
     """The config file these settings came from; None when built from defaults."""
     text: TextSettings = field(default_factory=TextSettings)
     """How the text to speak is cleaned before it is sent."""
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    """The Prometheus metrics endpoint."""

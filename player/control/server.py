@@ -42,6 +42,10 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
         self._endpoint = endpoint
         self._devices = devices
 
+    def configure(self, stream: StreamSettings, text: TextSettings) -> None:
+        """Settings for utterances asked for from now on (a config reload)."""
+        self._stream, self._text = stream, text
+
     async def Say(
         self,
         request_iterator: AsyncIterator[control_pb2.SayRequest],

@@ -10,6 +10,7 @@ are heard, not when the server sent them.
 from __future__ import annotations
 
 import asyncio
+import collections
 import heapq
 import itertools
 import logging
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from player.audio.output import AudioOutput
-from player.errors import OutputError
+from player.errors import OutputError, SynthesisError
 from player.speech.events import Event, EventBus
 from player.speech.utterance import Utterance
 from player.synthesis.interface import Spoken
@@ -38,6 +39,11 @@ class Counters:
     """Utterances the local synthesizer spoke because the endpoint was unreachable."""
     resumed: int = 0
     """Utterances whose call broke off and was resumed by a new one."""
+    outcomes: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)
+    """By (priority, event kind): utterances that ended ("finished", "cancelled",
+    "error"), and messages "interrupted" to be spoken again later."""
+    synthesis_errors: collections.Counter[str] = field(default_factory=collections.Counter)
+    """Utterances whose synthesis failed, by the name of the gRPC status code."""
 
 
 @dataclass(eq=False)
@@ -88,6 +94,9 @@ class Track:
 
     def finished_text(self, heard_to: int) -> str:
         """The text of the chunks heard to their end."""
+        if not self.spoken:
+            # Cut before its first text chunk came (a call still connecting).
+            return ""
         ends = [position for position, _ in self.spoken[1:]]
         ends.append(self.end)
         return "".join(
@@ -175,6 +184,9 @@ class Heard:
     def fail(self, utterance: Utterance, err: Exception, text: str = "") -> None:
         """It failed; ``text`` is what of it is heard (its audio that stays in the ring)."""
         self.counters.errors += 1
+        self.counters.outcomes[utterance.priority.value, "error"] += 1
+        if isinstance(err, SynthesisError):
+            self.counters.synthesis_errors[err.code.name] += 1
         self.last_error = str(err)
         if isinstance(err, OutputError):
             _LOGGER.warning("%s: %s", utterance.id, err)
@@ -237,6 +249,7 @@ class Heard:
             if self.pending and self.pending[0] is track:
                 self.pending.pop(0)
             self.counters.utterances += 1
+            self.counters.outcomes[utterance.priority.value, "finished"] += 1
             frames = utterance.played_frames + track.written
             utterance.resolve(frames)
             played_ms = frames * 1000 // self._output.device.samplerate

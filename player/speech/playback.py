@@ -60,6 +60,10 @@ class Playback:
         self._cutting = asyncio.Lock()
         self._interruptions: set[asyncio.Task[None]] = set()
 
+    def set_chimes(self, chimes: Mapping[str, Frames]) -> None:
+        """Chimes for utterances that start from now on (a config reload)."""
+        self._chimes = dict(chimes)
+
     @property
     def counters(self) -> Counters:
         return self.heard.counters
@@ -225,6 +229,7 @@ class Playback:
     ) -> None:
         """An utterance pushed aside: what of it was heard, and why."""
         played_ms = utterance.played_frames * 1000 // self.output.device.samplerate
+        self.heard.counters.outcomes[utterance.priority.value, kind] += 1
         self.events.publish(
             Event(kind, utterance.id, played_ms=played_ms, text=text.strip(), reason=why)
         )

@@ -8,6 +8,7 @@ over one call's limit as consecutive calls),
 `fallback` (the cloud first, the local synthesizer when it cannot be reached),
 `resume` (a call broken off by a transient error resumed by a new one from the sentence
 it cut), `replay` (a one-shot source of pieces read again by later calls).
-May import: `player.audio.ring` (the frame type), `player.config`, `player.errors`,
+May import: `player.audio.ring` (the frame type), `player.auth` (the credentials a call
+carries), `player.config`, `player.errors`,
 `player.limits`, `player.generated`.
 """

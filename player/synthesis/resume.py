@@ -15,8 +15,9 @@ silent) has its own bounds and the fallback, and fails as before. New calls back
 with jitter. The time spent resuming, from each break until audio flows again, is
 bounded by `retry_s` per utterance (per call of `player.synthesis.long_text`, for a text
 over 5000 characters).
-Authentication and argument errors, and anything else not known to pass, are never
-retried.
+Authentication and argument errors, and anything else not known to pass, are not
+retried, with one exception: a call refused for a token that has been renewed since
+(`SynthesisError.retry_once`) is made again once, at once, from where it stopped.
 """
 
 from __future__ import annotations
@@ -92,11 +93,20 @@ class Resume:
         trying = _Trying(self._retry_s)
         attempt = 0
         first_audio: float | None = None
+        renewed = False  # a call was made again with renewed credentials
         while True:
             call = _CallSink(sink, replay.pieces, first_piece, kept, self._samplerate)
             try:
                 result = await self._inner.synthesize(replay.reader(first_piece), call)
             except SynthesisError as err:
+                if err.retry_once and not renewed:
+                    renewed = True
+                    first_piece, taken = call.resume_point()
+                    kept += call.frames - await sink.withdraw(taken)
+                    first_audio = first_audio if first_audio is not None else call.first_audio
+                    attempt += 1
+                    _LOGGER.info("trying again with the renewed credentials")
+                    continue
                 if attempt == 0 and call.first_audio is None and err.code not in REFUSED_CODES:
                     # It never got going: connect_timeout and first_audio_timeout_s
                     # already bounded that, and the fallback (if any) had its turn.

@@ -15,8 +15,9 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from player.auth import Credentials
 from player.config import SpeechKitSettings, VoiceSettings
-from player.errors import SynthesisError
+from player.errors import CredentialsError, SynthesisError
 from player.generated.speechkit.tts.v3 import tts_pb2, tts_service_pb2_grpc
 from player.synthesis.interface import CallResult, Piece, Sink
 from player.synthesis.stream_call import Silent, StreamCall, metadata_value
@@ -83,11 +84,15 @@ class SpeechKitClient:
         voice: VoiceSettings,
         samplerate: int,
         *,
+        credentials: Credentials | None = None,
         fail_fast: bool = False,
     ) -> None:
-        """`fail_fast`: a channel that just failed to connect fails the call at once,
+        """`credentials`: what each call carries in `authorization` (None: nothing).
+        `fail_fast`: a channel that just failed to connect fails the call at once,
         instead of waiting up to connect_timeout for the next attempt (for callers that
         have somewhere else to go)."""
+        self.credentials = credentials
+        """Replaceable between calls (a reloaded config); a call keeps the one it began with."""
         self._channel = channel
         self._stub = tts_service_pb2_grpc.SynthesizerStub(channel)
         self._speechkit = speechkit
@@ -95,31 +100,47 @@ class SpeechKitClient:
         self._samplerate = samplerate
         self._fail_fast = fail_fast
 
-    def _metadata(self, request_id: str) -> list[tuple[str, str]]:
+    def configure(self, voice: VoiceSettings, speechkit: SpeechKitSettings | None = None) -> None:
+        """Voice and service settings for calls opened from now on (a reloaded config);
+        the channel and its endpoint stay."""
+        self._options = build_options(voice, self._samplerate)
+        if speechkit is not None:
+            self._speechkit = speechkit
+
+    def _metadata(self, request_id: str, authorization: str | None) -> list[tuple[str, str]]:
         sk = self._speechkit
         metadata = [("x-client-request-id", request_id)]
-        if sk.api_key:
-            metadata.append(("authorization", f"Api-Key {sk.api_key.reveal()}"))
-        elif sk.iam_token:
-            metadata.append(("authorization", f"Bearer {sk.iam_token.reveal()}"))
+        if authorization is not None:
+            metadata.append(("authorization", authorization))
         if sk.folder_id:
             metadata.append(("x-folder-id", sk.folder_id))
+        metadata.append(("x-data-logging-enabled", "true" if sk.data_logging else "false"))
         return metadata
 
-    def _scrub(self, text: str) -> str:
-        """Servers may echo what they were sent; a secret never goes further than here."""
-        for secret in (self._speechkit.api_key, self._speechkit.iam_token):
-            if secret:
-                text = text.replace(secret.reveal(), "<secret>")
-        return text
+    async def _authorization(self, credentials: Credentials | None) -> str | None:
+        if credentials is None:
+            return None
+        try:
+            return await credentials.authorization()
+        except CredentialsError as err:
+            message = credentials.scrub(str(err))
+            _LOGGER.warning("synthesis failed: %s", message)
+            # An unreachable token service is most likely no network: like an
+            # unreachable endpoint, it may fall back to the local synthesizer.
+            code = (
+                grpc.StatusCode.UNAVAILABLE if err.unreachable else grpc.StatusCode.UNAUTHENTICATED
+            )
+            raise SynthesisError(message, code) from None
 
     async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
         """Send ``pieces`` (text ending with whitespace, or FORCE) and pass the audio to
         ``sink`` as it arrives. Raises SynthesisError; CancelledError cancels the call."""
+        credentials = self.credentials
+        authorization = await self._authorization(credentials)
         await self._connected()
         client_id = str(uuid.uuid4())
         call = StreamCall(
-            self._stub.StreamSynthesis(metadata=self._metadata(client_id)),
+            self._stub.StreamSynthesis(metadata=self._metadata(client_id, authorization)),
             self._speechkit,
             self._samplerate,
         )
@@ -132,8 +153,14 @@ class SpeechKitClient:
             assert isinstance(err, grpc.aio.AioRpcError)
             code, details = err.code(), err.details() or ""
             if code is grpc.StatusCode.INTERNAL and details == _CORE_ARTEFACT:
-                code, details = await self._probe()
-            raise self._error(err, code, details, client_id) from None
+                code, details = await self._probe(authorization)
+            renewed = (
+                code is grpc.StatusCode.UNAUTHENTICATED
+                and credentials is not None
+                and authorization is not None
+                and credentials.rejected(authorization)
+            )
+            raise self._error(err, code, details, client_id, credentials, renewed=renewed) from None
         except* Silent as errors:
             silent = errors.exceptions[0]
             assert isinstance(silent, Silent)
@@ -172,7 +199,7 @@ class SpeechKitClient:
             _LOGGER.warning("synthesis failed: %s", message)
             raise SynthesisError(message, grpc.StatusCode.UNAVAILABLE) from None
 
-    async def _probe(self) -> tuple[grpc.StatusCode, str]:
+    async def _probe(self, authorization: str | None) -> tuple[grpc.StatusCode, str]:
         """The server's real verdict after grpc reported only its internal artefact.
 
         grpc.aio overwrites the server's status with INTERNAL when a write races the server
@@ -180,7 +207,7 @@ class SpeechKitClient:
         that writes nothing and half-closes at once cannot hit that race, and the service
         checks credentials before it reads a message, so its status tells what happened.
         """
-        call = self._stub.StreamSynthesis(metadata=self._metadata(str(uuid.uuid4())))
+        call = self._stub.StreamSynthesis(metadata=self._metadata(str(uuid.uuid4()), authorization))
         try:
             async with asyncio.timeout(self._speechkit.first_audio_timeout_s):
                 await call.done_writing()
@@ -202,9 +229,17 @@ class SpeechKitClient:
         return f"{_EXPLAIN[grpc.StatusCode.UNAVAILABLE]} ({self._speechkit.endpoint}): {details}"
 
     def _error(
-        self, err: grpc.aio.AioRpcError, code: grpc.StatusCode, details: str, client_id: str
+        self,
+        err: grpc.aio.AioRpcError,
+        code: grpc.StatusCode,
+        details: str,
+        client_id: str,
+        credentials: Credentials | None,
+        *,
+        renewed: bool,
     ) -> SynthesisError:
-        details = self._scrub(details)
+        # Servers may echo what they were sent; a secret never goes further than here.
+        details = credentials.scrub(details) if credentials is not None else details
         request_id = metadata_value(err.initial_metadata(), "x-request-id") or metadata_value(
             err.trailing_metadata(), "x-request-id"
         )
@@ -214,10 +249,11 @@ class SpeechKitClient:
             summary = _EXPLAIN.get(code, f"synthesis failed ({code.name})")
             message = f"{summary}: {details}" if details else summary
         _LOGGER.warning(
-            "synthesis failed: %s [%s] (x-request-id=%s, x-client-request-id=%s)",
+            "synthesis failed: %s [%s] (x-request-id=%s, x-client-request-id=%s)%s",
             message,
             code.name,
             request_id or "-",
             client_id,
+            "; the credentials are being renewed" if renewed else "",
         )
-        return SynthesisError(message, code, request_id)
+        return SynthesisError(message, code, request_id, retry_once=renewed)

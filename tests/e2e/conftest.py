@@ -38,6 +38,35 @@ async def daemons(pulse: PulseServer, tmp_path: Path) -> AsyncIterator[Daemons]:
 
 
 @pytest.fixture
+def own_pulse() -> Iterator[PulseServer]:
+    """A sound server of the test's own, which it may kill, freeze or load modules into
+    (the session's is shared)."""
+    with PulseServer() as server:
+        try:
+            yield server
+        finally:
+            server.thaw()  # a frozen server cannot be stopped
+
+
+@pytest.fixture
+async def own_daemons(own_pulse: PulseServer, tmp_path: Path) -> AsyncIterator[Daemons]:
+    """`daemons`, on `own_pulse`."""
+    daemons = Daemons(tmp_path, clean_env(own_pulse.env))
+    yield daemons
+    own_pulse.thaw()  # a daemon on a frozen server cannot fade out and stop
+    await daemons.stop_all()
+
+
+@pytest.fixture
+def broken_model(tmp_path: Path) -> Path:
+    """A file that passes the config's checks (it and its .json exist) but is no model."""
+    model = tmp_path / "broken.onnx"
+    model.write_bytes(b"not a model")
+    Path(f"{model}.json").write_text("{}")
+    return model
+
+
+@pytest.fixture
 def tone_script() -> ToneScript:
     """What `tone_server` does: audio as fast as it can. A module that wants other pacing
     defines its own `tone_script` fixture, which overrides this one."""

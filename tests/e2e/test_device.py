@@ -9,10 +9,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.e2e.common import (
     KEY,
@@ -24,7 +21,7 @@ from tests.e2e.common import (
     sound_s,
     status_of,
 )
-from tests.harness.daemon import Daemon, Daemons, clean_env, run_cli, spawn_cli
+from tests.harness.daemon import Daemon, Daemons, run_cli, spawn_cli
 from tests.harness.pulse import PulseServer, Recorder
 from tests.harness.tone_server import ToneServer
 
@@ -36,20 +33,6 @@ LONG = "Once upon a time there was a speaker that lost its sound server halfway.
 """About 5.8 s of tone: long enough to be cut in the middle."""
 SHORT = "The device is back, and so am I."
 """About 1.3 s of tone."""
-
-
-@pytest.fixture
-def own_pulse() -> Iterator[PulseServer]:
-    """A sound server of this test's own, which it may kill (the session's is shared)."""
-    with PulseServer() as server:
-        yield server
-
-
-@pytest.fixture
-async def own_daemons(own_pulse: PulseServer, tmp_path: Path) -> AsyncIterator[Daemons]:
-    daemons = Daemons(tmp_path, clean_env(own_pulse.env))
-    yield daemons
-    await daemons.stop_all()
 
 
 async def until_status(daemon: Daemon, key: str, value: object) -> dict[str, object]:

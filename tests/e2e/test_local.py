@@ -99,15 +99,6 @@ async def test_fallback_does_not_hide_a_rejected_key(
     assert (counters["fallbacks"], counters["errors"]) == (0, 1)
 
 
-@pytest.fixture
-def broken_model(tmp_path: Path) -> Path:
-    """A file that passes the config's checks (it and its .json exist) but is no model."""
-    model = tmp_path / "broken.onnx"
-    model.write_bytes(b"not a model")
-    Path(f"{model}.json").write_text("{}")
-    return model
-
-
 async def test_a_voice_that_cannot_load_fails_utterances_with_the_reason(
     daemons: Daemons, broken_model: Path
 ) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -123,24 +123,6 @@ async def test_ready_status_watchdog_and_stopping(
         starting.cancel()
         await asyncio.gather(starting, return_exceptions=True)
         await daemon.stop()
-
-
-@pytest.fixture
-def own_pulse() -> Iterator[PulseServer]:
-    """A sound server of this test's own, which it may hang (the session's is shared)."""
-    with PulseServer() as server:
-        try:
-            yield server
-        finally:
-            server.thaw()  # so that it can be stopped
-
-
-@pytest.fixture
-async def own_daemons(own_pulse: PulseServer, tmp_path: Path) -> AsyncIterator[Daemons]:
-    daemons = Daemons(tmp_path, clean_env(own_pulse.env))
-    yield daemons
-    own_pulse.thaw()
-    await daemons.stop_all()
 
 
 async def test_a_wedged_audio_side_starves_the_watchdog(

@@ -110,6 +110,9 @@ class ToneScript:
     """If set, require `authorization: Api-Key <this>` (scheme case-insensitive)."""
     iam_token: str | None = None
     """If set, `authorization: Bearer <this>` is accepted too."""
+    credentials: Credentials | None = None
+    """If set, what `authorization` is accepted, instead of `api_key` and `iam_token`:
+    say, a `tests.harness.iam_server.BearerCheck` of tokens that expire or are revoked."""
     voices: frozenset[str] = limits.VOICES
 
 
@@ -388,7 +391,7 @@ class ToneServer:
         rng = random.Random(script.jitter_seed + len(self.calls))
         self.calls.append(record)
         self._progressed()
-        credentials = Credentials(script.api_key, script.iam_token)
+        credentials = script.credentials or Credentials(script.api_key, script.iam_token)
 
         def ended(code: grpc.StatusCode) -> None:
             record.status = code

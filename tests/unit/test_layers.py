@@ -19,12 +19,26 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "limits": set(),
     "systemd": set(),
+    "reload": {"config", "errors"},
     "config": {"errors", "limits"},
+    "auth": {"config", "errors", "__version__"},
     "audio": {"config", "errors", "limits"},
-    "synthesis": {"audio.ring", "config", "errors", "limits", "generated"},
+    "synthesis": {"audio.ring", "auth", "config", "errors", "limits", "generated"},
     "speech": {"audio", "synthesis", "config", "errors", "limits"},
     "control": {"speech", "audio", "synthesis", "config", "errors", "generated"},
     "local": {"speech.sentences", "config", "errors", "limits", "generated"},
+    "metrics": {"speech", "audio", "config", "errors", "__version__"},
+    "doctor": {
+        "config",
+        "errors",
+        "limits",
+        "audio",
+        "auth",
+        "synthesis",
+        "local.engine",
+        "control.client",
+        "generated",
+    },
 }
 
 

@@ -249,7 +249,7 @@ def test_keys_outside_any_section_are_errors(tmp_path):
         'key "speed" is outside any section; it belongs in [voice]',
         'unknown top-level key "colour"; '
         "settings go in [speechkit], [voice], [audio], [control], [local], [stream], [text], "
-        "[chimes]",
+        "[chimes], [metrics]",
     ]
 
 
@@ -418,8 +418,8 @@ def test_more_than_one_credential_in_the_file_is_an_error(tmp_path):
     errors = errors_of(tmp_path, '[speechkit]\napi_key = "a"\niam_token_file = "t.txt"\n')
 
     assert errors == [
-        "[speechkit] sets api_key, iam_token_file: "
-        "set only one of api_key, iam_token, api_key_file, iam_token_file"
+        "[speechkit] sets api_key, iam_token_file: set only one of api_key, iam_token, "
+        'api_key_file, iam_token_file, service_account_key_file or credentials = "metadata"'
     ]
 
 
@@ -740,8 +740,9 @@ def test_example_config_documents_every_key():
         "local": LocalSettings,
     }
     keys = {f.name for cls in sections.values() for f in dataclasses.fields(cls)}
-    keys |= {"api_key_file", "iam_token_file"}
+    keys |= {"api_key_file", "iam_token_file", "service_account_key_file"}
     keys -= {"voices"}  # a table of its own, [local.voices]
+    keys -= {"service_account_key"}  # read from service_account_key_file
 
     for section in [*sections, "local.voices"]:
         assert f"[{section}]" in text, section

@@ -32,3 +32,9 @@ async def test_frames_heard_leave_the_hole_out() -> None:
     assert track.heard(5000)[0] == 1500
     assert track.finished_text(1400) == "One. "
     assert track.finished_text(1800) == "One. Two. "
+
+
+async def test_a_track_cut_before_its_first_text_chunk_has_heard_no_text() -> None:
+    # An important utterance may interrupt a message whose call is still connecting.
+    track = Track(Utterance(), start=100, written=500)
+    assert track.finished_text(600) == ""

@@ -55,6 +55,8 @@ class Plan:
     per_force: bool = False
     """Speaks (and marks with one text chunk) what it holds at each FORCE, as a service
     waiting for context does; otherwise each piece as it comes."""
+    retry_once: bool = False
+    """Its error says the credentials were renewed since (`SynthesisError.retry_once`)."""
 
 
 class FakeService:
@@ -72,7 +74,7 @@ class FakeService:
         frames, held = 0, ""
         await asyncio.sleep(plan.delay)
         if plan.fail_after == 0:
-            raise SynthesisError("cannot connect", plan.code)
+            raise SynthesisError("cannot connect", plan.code, retry_once=plan.retry_once)
         async for piece in pieces:
             sent.append(piece)
             if isinstance(piece, str):
@@ -286,6 +288,31 @@ async def test_a_key_rejected_mid_retry_is_reported_not_retried() -> None:
     assert failed.value.code is grpc.StatusCode.UNAUTHENTICATED
     assert len(service.calls) == 2
     np.testing.assert_array_equal(speaker.frames, spoken_audio(ONE))
+
+
+@pytest.mark.parametrize("retry_s", [10.0, 0.0])
+async def test_a_call_refused_for_a_token_renewed_since_is_made_again_once(
+    retry_s: float,
+) -> None:
+    refused = Plan(fail_after=0, code=grpc.StatusCode.UNAUTHENTICATED, retry_once=True)
+    service = FakeService(refused)
+    speaker = Speaker()
+
+    await speak(resuming(service, retry_s), speaker, *SENTENCES)
+
+    assert len(service.calls) == 2
+    np.testing.assert_array_equal(speaker.frames, spoken_audio(ONE, TWO, THREE))
+
+
+async def test_a_renewed_token_refused_again_is_reported() -> None:
+    refused = Plan(fail_after=0, code=grpc.StatusCode.UNAUTHENTICATED, retry_once=True)
+    service = FakeService(refused, refused)
+
+    with pytest.raises(SynthesisError) as info:
+        await speak(resuming(service), Speaker(), *SENTENCES)
+
+    assert info.value.code is grpc.StatusCode.UNAUTHENTICATED
+    assert len(service.calls) == 2
 
 
 async def test_retries_back_off_within_retry_s_then_fail_in_one_line() -> None:
