@@ -189,10 +189,10 @@ class RenewingCredentials(Credentials):
         calls waiting for a token); returns when it is over, or after `wait_s`."""
         if self._attempt is None or self._attempt.done():
             self._attempt = asyncio.ensure_future(self._renew())
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._wait_s):
-                # Shielded: a caller that gives up must not cancel the others' attempt.
-                await asyncio.shield(self._attempt)
+        # Not shield(): a caller that gives up must not cancel the others' attempt, and
+        # an attempt cancelled by `run` ending (the credentials replaced by a reload)
+        # must not reach a call still waiting for it as a cancellation of its own.
+        await asyncio.wait({self._attempt}, timeout=self._wait_s)
 
     async def _renew(self) -> None:
         self._last_attempt = self._clock.time()
@@ -200,6 +200,15 @@ class RenewingCredentials(Credentials):
             value, expires_at = await self._fetch()
         except CredentialsError as err:
             self._failed(err)
+            return
+        except Exception as err:
+            # Its message is not ours to vouch for: it may quote what was sent.
+            _LOGGER.debug("renewing the IAM token (%s) failed", self._source, exc_info=True)
+            self._failed(
+                CredentialsError(
+                    f"renewing the IAM token ({self._source}) failed: {type(err).__name__}"
+                )
+            )
             return
         now = self._clock.time()
         token = Token(value, now, expires_at)

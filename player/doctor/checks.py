@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypeVar
 
@@ -85,31 +81,3 @@ class Findings:
     """The endpoint's name resolved (or needs no resolving)."""
     reachable: bool = False
     """A connection (with TLS, if configured) to the endpoint succeeded."""
-
-
-async def in_thread(function: Callable[[], _T], timeout: float) -> _T:  # noqa: ASYNC109
-    """`function()` on a thread of its own, waited for at most `timeout` seconds (then
-    TimeoutError). A daemon thread, unlike the executor's: a call that never returns
-    (a hung sound server, a resolver that does not answer) cannot hold up the exit."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[_T] = loop.create_future()
-
-    def settle(outcome: Callable[[], None]) -> None:
-        if not future.done():
-            outcome()
-
-    def report(outcome: Callable[[], None]) -> None:
-        # The loop is gone once the doctor gave up on this call and finished.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(settle, outcome)
-
-    def target() -> None:
-        try:
-            value = function()
-        except BaseException as err:  # handed to the waiting coroutine, which raises it
-            report(functools.partial(future.set_exception, err))
-        else:
-            report(lambda: future.set_result(value))
-
-    threading.Thread(target=target, name="doctor", daemon=True).start()
-    return await asyncio.wait_for(future, timeout)

@@ -15,10 +15,11 @@ import grpc
 from player.auth import Credentials, open_credentials
 from player.config import SpeechKitSettings
 from player.config.settings import LOCAL
-from player.doctor.checks import Check, Findings, in_thread, ok, problem, skipped
+from player.doctor.checks import Check, Findings, ok, problem, skipped
 from player.errors import PlayerError
 from player.generated.speechkit.tts.v3 import tts_pb2, tts_service_pb2_grpc
-from player.synthesis.speechkit import build_options
+from player.synthesis.speechkit import CORE_ARTEFACT, build_options, probe
+from player.threads import in_thread
 
 CREDENTIALS, DNS, SYNTHESIS = "credentials", "dns", "synthesis"
 DEFAULT_RATE = 48000
@@ -245,7 +246,7 @@ async def synthesis(found: Findings) -> Check:
         took = await _one_word(found, rate, limit)
     except grpc.aio.AioRpcError as err:
         code, details = err.code(), err.details() or ""
-        if code is grpc.StatusCode.INTERNAL and details == _CORE_ARTEFACT:
+        if code is grpc.StatusCode.INTERNAL and details == CORE_ARTEFACT:
             code, details = await _probe(found, limit, code, details)
         what, fix = _REJECTED.get(code, ("the service refused the call", SET_CREDENTIALS))
         if code is grpc.StatusCode.UNAUTHENTICATED and found.credentials is not None:
@@ -270,6 +271,9 @@ def _metadata(found: Findings) -> list[tuple[str, str]]:
         metadata.append(("authorization", found.authorization))
     if found.settings.speechkit.folder_id:
         metadata.append(("x-folder-id", found.settings.speechkit.folder_id))
+    # As the daemon's calls: data_logging = false keeps the test word out of the logs too.
+    logging = "true" if found.settings.speechkit.data_logging else "false"
+    metadata.append(("x-data-logging-enabled", logging))
     return metadata
 
 
@@ -308,31 +312,15 @@ async def _one_word(found: Findings, rate: int, limit: float) -> float | None:
         await channel.close()
 
 
-# What grpc.aio reports instead of the server's status when a write races the server
-# ending the call (grpc/grpc#36066), which is what a rejected key does.
-_CORE_ARTEFACT = "Internal error from Core"
-
-
 async def _probe(
     found: Findings, limit: float, code: grpc.StatusCode, details: str
 ) -> tuple[grpc.StatusCode, str]:
-    """The server's real verdict after grpc reported its artefact: a call that writes
-    nothing and half-closes at once cannot race, and the service checks credentials
-    before it reads a message. (`code`, `details`) unchanged if it tells nothing more."""
+    """The server's real verdict after grpc reported its artefact (see `probe`);
+    (`code`, `details`) unchanged if it tells nothing more."""
     channel = _channel(found.settings.speechkit)
     try:
-        call = tts_service_pb2_grpc.SynthesizerStub(channel).StreamSynthesis(
-            metadata=_metadata(found)
-        )
-        async with asyncio.timeout(limit):
-            await call.done_writing()
-            async for _ in call:
-                pass
-    except grpc.aio.AioRpcError as err:
-        if err.code() in _REJECTED:
-            return err.code(), err.details() or ""
-    except TimeoutError:
-        pass
+        stub = tts_service_pb2_grpc.SynthesizerStub(channel)
+        verdict = await probe(stub, _metadata(found), limit)
     finally:
         await channel.close()
-    return code, details
+    return verdict or (code, details)

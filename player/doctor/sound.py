@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from player.audio.ring import Frames
-from player.doctor.checks import Check, Findings, in_thread, ok, problem, skipped
+from player.doctor.checks import Check, Findings, ok, problem, skipped
+from player.threads import in_thread
 
 PULSE_PORT = 4713
 """PulseAudio's TCP port when PULSE_SERVER names a host without one."""

@@ -42,9 +42,9 @@ _EXPLAIN = {
 }
 
 
-# What grpc.aio reports instead of the server's status when a write races the end of
-# the call (see SpeechKitClient._probe).
-_CORE_ARTEFACT = "Internal error from Core"
+CORE_ARTEFACT = "Internal error from Core"
+"""What grpc.aio reports instead of the server's status when a write races the end of
+the call (see `probe`)."""
 # Verdicts a message-less probe call can reproduce faithfully.
 _PROBE_EXPLAINS = frozenset(
     {
@@ -54,6 +54,35 @@ _PROBE_EXPLAINS = frozenset(
         grpc.StatusCode.UNAVAILABLE,
     }
 )
+
+
+async def probe(
+    stub: tts_service_pb2_grpc.SynthesizerAsyncStub,
+    metadata: list[tuple[str, str]],
+    timeout: float,  # noqa: ASYNC109 - a bound on the call and its answer together
+) -> tuple[grpc.StatusCode, str] | None:
+    """The server's real verdict after grpc reported only its internal artefact; None if
+    it tells nothing more.
+
+    grpc.aio overwrites the server's status with INTERNAL when a write races the server
+    ending the call (grpc/grpc#36066), which is exactly what a rejected key does. A call
+    that writes nothing and half-closes at once cannot hit that race, and the service
+    checks credentials before it reads a message, so its status tells what happened.
+    """
+    call = stub.StreamSynthesis(metadata=metadata)
+    try:
+        async with asyncio.timeout(timeout):
+            await call.done_writing()
+            async for _ in call:
+                pass
+    except grpc.aio.AioRpcError as err:
+        if err.code() in _PROBE_EXPLAINS:
+            return err.code(), err.details() or ""
+    except TimeoutError:
+        pass
+    finally:
+        call.cancel()
+    return None
 
 
 def build_options(voice: VoiceSettings, samplerate: int) -> tts_pb2.SynthesisOptions:
@@ -152,7 +181,7 @@ class SpeechKitClient:
             err = errors.exceptions[0]
             assert isinstance(err, grpc.aio.AioRpcError)
             code, details = err.code(), err.details() or ""
-            if code is grpc.StatusCode.INTERNAL and details == _CORE_ARTEFACT:
+            if code is grpc.StatusCode.INTERNAL and details == CORE_ARTEFACT:
                 code, details = await self._probe(authorization)
             renewed = (
                 code is grpc.StatusCode.UNAUTHENTICATED
@@ -200,29 +229,11 @@ class SpeechKitClient:
             raise SynthesisError(message, grpc.StatusCode.UNAVAILABLE) from None
 
     async def _probe(self, authorization: str | None) -> tuple[grpc.StatusCode, str]:
-        """The server's real verdict after grpc reported only its internal artefact.
-
-        grpc.aio overwrites the server's status with INTERNAL when a write races the server
-        ending the call (grpc/grpc#36066), which is exactly what a rejected key does. A call
-        that writes nothing and half-closes at once cannot hit that race, and the service
-        checks credentials before it reads a message, so its status tells what happened.
-        """
-        call = self._stub.StreamSynthesis(metadata=self._metadata(str(uuid.uuid4()), authorization))
-        try:
-            async with asyncio.timeout(self._speechkit.first_audio_timeout_s):
-                await call.done_writing()
-                async for _ in call:
-                    pass
-        except grpc.aio.AioRpcError as err:
-            if err.code() in _PROBE_EXPLAINS:
-                return err.code(), err.details() or ""
-        except TimeoutError:
-            pass
-        finally:
-            call.cancel()
+        metadata = self._metadata(str(uuid.uuid4()), authorization)
+        verdict = await probe(self._stub, metadata, self._speechkit.first_audio_timeout_s)
         # No verdict: the call broke for some other reason, as grpc's INTERNAL said (a
         # transient fault, which `player.synthesis.resume` may retry).
-        return grpc.StatusCode.INTERNAL, "the stream ended unexpectedly"
+        return verdict or (grpc.StatusCode.INTERNAL, "the stream ended unexpectedly")
 
     def _unavailable(self, details: str) -> str:
         """Names the endpoint: "unavailable" alone does not say which one to check."""

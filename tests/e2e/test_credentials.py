@@ -16,6 +16,7 @@ from player import __version__
 from player.auth.http import USER_AGENT
 from tests.e2e.common import (
     RATE,
+    TIMEOUT,
     heard_and_quiet,
     record_until,
     status_of,
@@ -289,3 +290,36 @@ async def test_a_rewritten_token_file_is_used_from_the_next_call(
     calls = await tone_server.wait_calls(2, 30.0)
     assert [bearer(call) for call in calls] == ["t1.first-token", "t1.second-token"]
     await assert_no_secret_shows(daemon, ["t1.first-token", "t1.second-token"])
+
+
+async def test_a_token_service_that_never_finishes_its_answer_does_not_hold_up_stopping(
+    tone_server: ToneServer, daemons: Daemons, key_file: Path
+) -> None:
+    """A byte every second keeps any per-read timeout from firing: only a request that
+    does not hold the exit lets the daemon stop."""
+    connected = asyncio.Event()
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connected.set()
+        try:
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"." * 600:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(1.0)
+        except (ConnectionError, asyncio.CancelledError):
+            writer.close()
+            raise
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        url = f"http://127.0.0.1:{port}/iam/v1/tokens"
+        settings: dict[str, object] = {
+            "service_account_key_file": str(key_file),
+            "iam_endpoint": url,
+        }
+        daemon = await daemons.start(tone_server.address, None, speechkit=settings)
+        await asyncio.wait_for(connected.wait(), TIMEOUT)
+
+        # Daemon.stop kills a daemon that takes longer than STOP_TIMEOUT and raises.
+        assert await daemon.stop() == 0, daemon.log

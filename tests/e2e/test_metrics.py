@@ -15,25 +15,12 @@ from prometheus_client.samples import Sample
 from player import __version__
 from tests.e2e.common import KEY, TIMEOUT, closed_port
 from tests.harness.daemon import Daemon, Daemons, clean_env, run_cli, write_config
+from tests.harness.metric_types import ALWAYS_SERVED
 from tests.harness.pulse import PulseServer
 from tests.harness.tone_server import ToneServer
 
 Families = dict[str, list[Sample]]
 TEXT = "Metrics count this sentence."
-TYPES = {
-    "speechkit_player_build_info": "gauge",
-    "speechkit_player_first_audio_seconds": "histogram",
-    "speechkit_player_utterances": "counter",
-    "speechkit_player_synthesis_errors": "counter",
-    "speechkit_player_fallbacks": "counter",
-    "speechkit_player_resumed_calls": "counter",
-    "speechkit_player_underruns": "counter",
-    "speechkit_player_device_underruns": "counter",
-    "speechkit_player_queue_length": "gauge",
-    "speechkit_player_device_up": "gauge",
-}
-"""Always there (cloud_reachable once a call has connected or failed to, token expiry
-when the credential expires)."""
 
 
 def _get(url: str) -> tuple[str, str]:
@@ -76,7 +63,7 @@ async def test_a_spoken_utterance_moves_its_counter_and_the_first_audio_histogra
 
     before = await scrape(listen)
     types = {f.name: f.type for f in text_string_to_metric_families(await _body(listen))}
-    assert {name: types.get(name) for name in TYPES} == TYPES
+    assert {name: types.get(name) for name in ALWAYS_SERVED} == ALWAYS_SERVED
     assert value(before, "speechkit_player_build_info", version=__version__) == 1
     assert value(before, "speechkit_player_first_audio_seconds_count") == 0
     finished = {"priority": "message", "outcome": "finished"}

@@ -20,8 +20,9 @@ ALLOWED: dict[str, set[str]] = {
     "limits": set(),
     "systemd": set(),
     "reload": {"config", "errors"},
+    "threads": set(),
     "config": {"errors", "limits"},
-    "auth": {"config", "errors", "__version__"},
+    "auth": {"config", "errors", "threads", "__version__"},
     "audio": {"config", "errors", "limits"},
     "synthesis": {"audio.ring", "auth", "config", "errors", "limits", "generated"},
     "speech": {"audio", "synthesis", "config", "errors", "limits"},
@@ -29,6 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "local": {"speech.sentences", "config", "errors", "limits", "generated"},
     "metrics": {"speech", "audio", "config", "errors", "__version__"},
     "doctor": {
+        "threads",
         "config",
         "errors",
         "limits",

@@ -214,3 +214,44 @@ async def test_scrub_hides_every_recent_token(clock: FakeClock, tokens: FakeToke
     await tokens.next_fetch()
 
     assert tokens.scrub("echo token-1 and token-2") == "echo <secret> and <secret>"
+
+
+class HeldTokens(FakeTokens):
+    """Tokens whose fetch waits until the test lets it go."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.release = asyncio.Event()
+
+    async def _fetch(self) -> tuple[str, float]:
+        self.fetched.put_nowait(self._fake_clock.time())
+        await self.release.wait()
+        return "held", self._fake_clock.time() + LIFETIME
+
+
+async def test_a_call_waiting_when_the_renewer_stops_fails_in_one_line(clock: FakeClock) -> None:
+    # A reload replaces the credentials: their renewer is cancelled mid-fetch while a
+    # call waits for that fetch. The call is not being cancelled, so it must not be.
+    creds = HeldTokens(clock)
+    renewer = asyncio.create_task(creds.run())
+    await creds.next_fetch()
+    call = asyncio.create_task(creds.authorization())
+    await asyncio.sleep(0)  # one turn: the call runs up to its wait for the fetch
+    renewer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(renewer, TIMEOUT)
+
+    with pytest.raises(CredentialsError, match=r"^no IAM token \(test tokens\)"):
+        await asyncio.wait_for(call, TIMEOUT)
+    assert not call.cancelled()
+
+
+async def test_an_unforeseen_failure_of_a_fetch_is_a_credentials_error(clock: FakeClock) -> None:
+    class Broken(FakeTokens):
+        async def _fetch(self) -> tuple[str, float]:
+            raise ValueError("Bearer secret-value")
+
+    with pytest.raises(CredentialsError) as info:
+        await Broken(clock).authorization()
+
+    assert str(info.value) == "renewing the IAM token (test tokens) failed: ValueError"

@@ -10,8 +10,9 @@ import pytest
 
 from player.config import load_settings
 from player.doctor import cloud, local, sound
-from player.doctor.checks import Check, Findings, in_thread, ok, problem, skipped
+from player.doctor.checks import Check, Findings, ok, problem, skipped
 from player.doctor.run import STEPS, passed, run_checks
+from player.threads import in_thread
 
 WAIT = 5.0
 """Seconds a bounded wait in these tests may take."""

@@ -28,6 +28,7 @@ from player.speech.priority import Priority
 from player.speech.utterance import Utterance
 from player.synthesis.interface import CallResult, Piece, Sink, Spoken
 from tests.harness.fake_stream import FakeStream, make_output
+from tests.harness.metric_types import ALWAYS_SERVED
 from tests.unit.speech.test_playback import FakeSynthesis, drain
 
 TIMEOUT = 5.0
@@ -209,16 +210,7 @@ async def test_the_series_have_their_prometheus_types(
     _, body = await asyncio.to_thread(fetch, served[-1])
     types = {f.name: f.type for f in text_string_to_metric_families(body)}
     assert types == {
-        "speechkit_player_build_info": "gauge",
-        "speechkit_player_first_audio_seconds": "histogram",
-        "speechkit_player_utterances": "counter",
-        "speechkit_player_synthesis_errors": "counter",
-        "speechkit_player_fallbacks": "counter",
-        "speechkit_player_resumed_calls": "counter",
-        "speechkit_player_underruns": "counter",
-        "speechkit_player_device_underruns": "counter",
-        "speechkit_player_queue_length": "gauge",
-        "speechkit_player_device_up": "gauge",
+        **ALWAYS_SERVED,
         "speechkit_player_token_expiry_timestamp_seconds": "gauge",
         # prometheus_client's own: when the histogram was created.
         "speechkit_player_first_audio_seconds_created": "gauge",
