@@ -10,6 +10,7 @@ import logging
 import math
 import signal
 import time
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -24,7 +25,6 @@ from player.control.unix_socket import ControlServer, claim_socket
 from player.errors import CredentialsError, DaemonError, LocalEngineError
 from player.generated.speechkit_player.control.v1 import control_pb2
 from player.local.engine import check_installed
-from player.metrics.server import Metrics
 from player.reload import Reloader
 from player.speech.playback import Playback
 from player.synthesis.fallback import Fallback
@@ -34,6 +34,9 @@ from player.synthesis.long_text import SplitLongText
 from player.synthesis.resume import Resume
 from player.synthesis.speechkit import SpeechKitClient
 from player.systemd import Notifier
+
+if TYPE_CHECKING:
+    from player.metrics.server import Metrics
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -297,6 +300,9 @@ async def run(settings: Settings) -> None:
     status = _ServiceStatus(playback)
     metrics: Metrics | None = None
     if settings.metrics.listen:
+        # Only then: prometheus_client costs a daemon without metrics 4 MB.
+        from player.metrics.server import Metrics
+
         metrics = Metrics(playback, synthesis.channel, synthesis.credentials.expires_at)
     reloader = Reloader(
         settings, _Reconfigure(settings, synthesis, playback, service, device.samplerate)

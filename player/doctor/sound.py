@@ -142,9 +142,14 @@ async def audio_device(found: Findings) -> Check:
     try:
         device = await in_thread(lambda: resolve_device(audio), DEVICE_TIMEOUT)
     except OutputError as err:
-        return problem(
-            DEVICE, str(err), f"set [audio] device to one of the output devices: {names}"
-        )
+        if not devices:
+            fix = (
+                "PortAudio sees no output device: start PulseAudio or PipeWire, or check "
+                "the sound card (aplay -l)"
+            )
+        else:
+            fix = f"set [audio] device to one of the output devices: {names}"
+        return problem(DEVICE, str(err), fix)
     except TimeoutError:
         return problem(
             DEVICE,
