@@ -22,7 +22,6 @@ from player.errors import ConfigError, InputError, PlayerError
 
 if TYPE_CHECKING:
     from player.control.client import Client
-    from player.generated.speechkit_player.control.v1 import control_pb2
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -57,6 +56,15 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="PATH",
         help="TOML config (default: ~/.config/speechkit-player/player.toml if present)",
+    )
+    # An action's own options: set after the command ("cache --config X warm") they must
+    # not be reset by the action's defaults.
+    nested = _Parser(add_help=False)
+    nested.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging"
+    )
+    nested.add_argument(
+        "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="TOML config"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -93,6 +101,17 @@ def _parser() -> argparse.ArgumentParser:
     command("status", "print the daemon's state as JSON")
     command("devices", "list output devices as the daemon sees them")
     command("events", "print what happens to utterances as JSON lines, until interrupted")
+    cache = command("cache", "the daemon's phrase cache: warm, list or clear it")
+    cache_commands = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    warm = cache_commands.add_parser(
+        "warm",
+        parents=[nested],
+        help="synthesise each line of FILE into the cache, unplayed ('-': standard input)",
+    )
+    warm.add_argument("file", metavar="FILE")
+    listed = cache_commands.add_parser("list", parents=[nested], help="what the cache holds")
+    listed.add_argument("--json", action="store_true", help="one JSON object per line")
+    cache_commands.add_parser("clear", parents=[nested], help="remove every cached phrase")
     doctor = command(
         "doctor", "check everything speaking needs, one line each; exit 0 only if all pass"
     )
@@ -202,6 +221,7 @@ async def _client(settings: Settings, args: argparse.Namespace) -> int:
         "status": _status,
         "events": _events,
         "devices": _devices,
+        "cache": _cache,
     }
     async with Client(settings.control.socket) as client:
         return await commands[args.command](client, args)
@@ -235,14 +255,24 @@ async def _resume(client: Client, args: argparse.Namespace) -> int:
 
 
 async def _status(client: Client, args: argparse.Namespace) -> int:
-    print(json.dumps(_status_dict(await client.status()), indent=2))
+    from player.control.views import status_dict
+
+    print(json.dumps(status_dict(await client.status()), indent=2))
     return 0
 
 
 async def _events(client: Client, args: argparse.Namespace) -> int:
+    from player.control.views import event_dict
+
     async for event in await client.subscribe():
         print(json.dumps(event_dict(event)), flush=True)
     return 0
+
+
+async def _cache(client: Client, args: argparse.Namespace) -> int:
+    from player.cli_cache import run
+
+    return await run(client, args)
 
 
 async def _devices(client: Client, args: argparse.Namespace) -> int:
@@ -306,58 +336,3 @@ async def _stdin_pieces() -> AsyncIterator[str]:
             yield text
         if not data:
             return
-
-
-def event_dict(event: control_pb2.Event) -> dict[str, object]:
-    """An event as a JSON object: kind and id first, then the fields it carries."""
-    out: dict[str, object] = {
-        "event": event.kind,
-        "id": event.utterance_id,
-        "time": round(event.time, 3),
-    }
-    for name in ("first_audio_ms", "text", "start_ms", "played_ms", "error", "reason"):
-        if event.HasField(name):
-            out[name] = getattr(event, name)
-    if event.word_timings:
-        out["word_timings"] = [
-            {"word": w.word, "start_ms": w.start_ms, "length_ms": w.length_ms}
-            for w in event.word_timings
-        ]
-    return out
-
-
-def _status_dict(status: control_pb2.Status) -> dict[str, object]:
-    counters = status.counters
-    return {
-        "state": status.state,
-        "queue_length": status.queue_length,
-        "device": status.device,
-        "device_state": status.device_state,
-        "sample_rate": status.sample_rate,
-        "channels": status.channels,
-        "endpoint": status.endpoint,
-        "stream": status.stream,
-        "paused": status.paused,
-        "counters": {
-            "utterances": counters.utterances,
-            "underruns": counters.underruns,
-            "errors": counters.errors,
-            "frames_played": counters.frames_played,
-            "fallbacks": counters.fallbacks,
-            "resumed": counters.resumed,
-            "device_underruns": counters.device_underruns,
-        },
-        "last_error": status.last_error,
-        "callback_us": {
-            "calls": status.callback.calls,
-            "median": round(status.callback.median_us, 1),
-            "p99": round(status.callback.p99_us, 1),
-            "max": round(status.callback.max_us, 1),
-        },
-        "chunk_latency_ms": {
-            "chunks": status.chunk_latency.chunks,
-            "median": round(status.chunk_latency.median_ms, 1),
-            "p95": round(status.chunk_latency.p95_ms, 1),
-            "max": round(status.chunk_latency.max_ms, 1),
-        },
-    }

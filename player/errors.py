@@ -22,6 +22,7 @@ whose details are that line; the client library turns the daemon's statuses back
     │   └── ClientGone        the caller of a call went away
     ├── ControlError          the control socket cannot be served  (control)
     │   └── ClientError       what a client of the daemon is told
+    ├── FleetError            an MQTT announcement cannot be taken (fleet)
     ├── DaemonError           the daemon cannot start
     └── InputError            standard input is not text           (cli)
 """
@@ -43,6 +44,7 @@ __all__ = [
     "ControlError",
     "CredentialsError",
     "DaemonError",
+    "FleetError",
     "InputError",
     "LocalEngineError",
     "LocalError",
@@ -164,6 +166,11 @@ class ClientError(ControlError):
     def __init__(self, message: str, code: grpc.StatusCode | None = None) -> None:
         super().__init__(message)
         self.code = code
+
+
+class FleetError(PlayerError):
+    """A message from the MQTT broker that cannot be taken; the message says why, in one
+    line, without the payload."""
 
 
 class DaemonError(PlayerError):

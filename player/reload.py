@@ -3,8 +3,8 @@
 A reload never touches the queue or what is playing. Voice, chimes, text and streaming
 settings and the credentials take effect from the next synthesis call. What the daemon
 built its device, sockets and child process from (the endpoint, [audio], [control],
-[local], [metrics]) needs a restart, which the log says. A config that does not load is
-reported the same way as at start-up, and the running one is kept.
+[local], [metrics], [cache], [mqtt]) needs a restart, which the log says. A config that
+does not load is reported the same way as at start-up, and the running one is kept.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ _NEEDS_RESTART: Mapping[str, frozenset[str] | None] = {
     "control": None,
     "local": None,
     "metrics": None,
+    "cache": None,
+    "mqtt": None,
 }
 
 

@@ -2,7 +2,7 @@
 
 Owns: `settings` (the dataclasses, each field with its unit), `loader` (TOML and the
 environment, every error reported at once), `reader` (typed reads from one table),
-`credentials` (secrets that never show in a message).
+`credentials` (secrets that never show in a message), `fleet` ([cache] and [mqtt]).
 May import: `player.errors`, `player.limits`. Every other layer may import this one.
 """
 
@@ -10,10 +10,12 @@ from player.config.credentials import Secret
 from player.config.loader import default_config, load_settings
 from player.config.settings import (
     AudioSettings,
+    CacheSettings,
     ChimeSettings,
     ControlSettings,
     LocalSettings,
     MetricsSettings,
+    MqttSettings,
     Settings,
     SpeechKitSettings,
     StreamSettings,
@@ -24,11 +26,13 @@ from player.errors import ConfigError
 
 __all__ = [
     "AudioSettings",
+    "CacheSettings",
     "ChimeSettings",
     "ConfigError",
     "ControlSettings",
     "LocalSettings",
     "MetricsSettings",
+    "MqttSettings",
     "Secret",
     "Settings",
     "SpeechKitSettings",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from player import limits
 from player.config.credentials import read_credentials
+from player.config.fleet import read_cache, read_mqtt
 from player.config.reader import MISSING, Range, TableReader, describe, suggest
 from player.config.settings import (
     LOCAL,
@@ -46,6 +47,8 @@ _SECTIONS = (
     "text",
     "chimes",
     "metrics",
+    "cache",
+    "mqtt",
 )
 _SECTION_LIST = ", ".join(f"[{name}]" for name in _SECTIONS)
 _FALLBACKS: dict[str, Fallback] = {"none": "none", "local": "local"}
@@ -70,13 +73,27 @@ def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
     text = _text(sections["text"])
     chimes = _chimes(sections["chimes"], base, environ)
     metrics = _metrics(sections["metrics"])
+    resolve = lambda raw: _resolve(raw, base, environ)  # noqa: E731
+    cache = read_cache(sections["cache"], resolve, environ)
+    mqtt = read_mqtt(sections["mqtt"], resolve)
     for section in sections.values():
         section.report_unknown()
     _report_unknown_top_level(data, sections, errors)
     if errors:
         raise ConfigError(path, errors)
     return Settings(
-        speechkit, voice, audio, control, local, stream, chimes, path, text, metrics=metrics
+        speechkit,
+        voice,
+        audio,
+        control,
+        local,
+        stream,
+        chimes,
+        path,
+        text,
+        metrics=metrics,
+        cache=cache,
+        mqtt=mqtt,
     )
 
 

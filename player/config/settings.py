@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -189,6 +190,59 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class CacheSettings:
+    dir: Path = Path("~/.cache/speechkit-player/phrases")
+    """Where finished utterances' audio is kept; read from a file, the default is
+    $CACHE_DIRECTORY/phrases under systemd, else under $XDG_CACHE_HOME."""
+    max_mb: int = 200
+    """Megabytes (10^6 bytes) of audio kept, the least recently played evicted first;
+    0 keeps none and plays nothing from disk."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_mb > 0
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    broker: str = ""
+    """"host:port" or "mqtt://host:port" (plaintext), "mqtts://host:port" (TLS); empty
+    connects to no broker."""
+    ca_file: Path | None = None
+    """CA certificates (PEM) the mqtts:// broker's certificate is checked against; None
+    for the system's."""
+    username: str = ""
+    """User name sent to the broker; empty sends none."""
+    password: Secret | None = None
+    """Read from `password_file`; never shown."""
+    client_id: str = field(default_factory=socket.gethostname)
+    """This kiosk's name: its MQTT client id and its topic level; the host name by default."""
+    prefix: str = "speechkit-player"
+    """First topic levels of every topic the daemon uses."""
+    groups: tuple[str, ...] = ()
+    """Groups whose announcements this kiosk speaks ({prefix}/group/{group}/say)."""
+    homeassistant: bool = False
+    """Publish Home Assistant MQTT discovery, making this kiosk a `notify` entity."""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.broker)
+
+    @property
+    def tls(self) -> bool:
+        return self.broker.startswith("mqtts://")
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) of the broker; 1883, or 8883 with TLS, when no port is given."""
+        rest = self.broker.split("://", 1)[-1]
+        host, colon, port = rest.rpartition(":")
+        if not colon or not port.isdigit():
+            return rest, 8883 if self.tls else 1883
+        return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True)
 class Settings:
     speechkit: SpeechKitSettings
     """Service connection and credentials."""
@@ -210,3 +264,7 @@ class Settings:
     """How the text to speak is cleaned before it is sent."""
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     """The Prometheus metrics endpoint."""
+    cache: CacheSettings = field(default_factory=lambda: CacheSettings(max_mb=0))
+    """The phrase cache: finished utterances' audio on disk ([cache] in the file)."""
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    """Announcements from an MQTT broker, and the kiosk's state published to it."""

@@ -76,11 +76,14 @@ class Client:
     ) -> control_pb2.SayReply:
         """Speak ``text`` (a string, or pieces as they come) as one utterance; returns
         once it is queued, or with ``wait`` after its last sample played."""
+        if isinstance(text, str):
+            # The whole text in one message, marked so: the daemon may play it from its
+            # phrase cache instead of waiting to learn whether more follows.
+            self._check_socket()
+            whole = Speech(self, self._stub, self._translate, wait, priority, whole=text)
+            return await whole.close()
         async with self.speech(wait=wait, priority=priority) as speech:
-            if isinstance(text, str):
-                await speech.feed(text)
-            else:
-                await speech.feed_from(text)
+            await speech.feed_from(text)
         assert speech.reply is not None
         return speech.reply
 
@@ -141,6 +144,25 @@ class Client:
     async def devices(self) -> control_pb2.ListDevicesReply:
         return await self._unary(self._stub.ListDevices, control_pb2.ListDevicesRequest())
 
+    async def warm_cache(self, texts: list[str]) -> AsyncIterator[control_pb2.WarmCacheReply]:
+        """Each text synthesised into the daemon's phrase cache (unplayed), one answer per
+        text as it is done. No overall deadline: a long list takes as long as it takes."""
+        self._check_socket()
+        call = self._stub.WarmCache(control_pb2.WarmCacheRequest(texts=texts))
+        try:
+            async for reply in call:
+                yield reply
+        except grpc.aio.AioRpcError as err:
+            raise self._translate(err) from None
+        finally:
+            call.cancel()
+
+    async def list_cache(self) -> control_pb2.ListCacheReply:
+        return await self._unary(self._stub.ListCache, control_pb2.ListCacheRequest())
+
+    async def clear_cache(self) -> control_pb2.ClearCacheReply:
+        return await self._unary(self._stub.ClearCache, control_pb2.ClearCacheRequest())
+
 
 class EventStream:
     """Events as they happen, for `async for`; `close()` stops listening."""
@@ -175,11 +197,12 @@ class Speech:
         translate: Callable[[grpc.aio.AioRpcError], ClientError],
         wait: bool,
         priority: str,
+        whole: str | None = None,
     ) -> None:
         self._client = client
         self._translate = translate
         self._pieces: asyncio.Queue[str | None] = asyncio.Queue()
-        self._call = stub.Say(self._requests(wait, priority))
+        self._call = stub.Say(self._requests(wait, priority, whole))
         self._ended = asyncio.Event()
         self._call.add_done_callback(self._on_done)
         self._id: str | None = None
@@ -192,7 +215,12 @@ class Speech:
         # daemon ends the call, and would be left waiting for text that never comes.
         self._pieces.put_nowait(None)
 
-    async def _requests(self, wait: bool, priority: str) -> AsyncIterator[control_pb2.SayRequest]:
+    async def _requests(
+        self, wait: bool, priority: str, whole: str | None
+    ) -> AsyncIterator[control_pb2.SayRequest]:
+        if whole is not None:
+            yield control_pb2.SayRequest(wait=wait, priority=priority, text=whole, complete=True)
+            return
         yield control_pb2.SayRequest(wait=wait, priority=priority)
         while (piece := await self._pieces.get()) is not None:
             yield control_pb2.SayRequest(text=piece)

@@ -6,12 +6,14 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Never
+from typing import Any, Never
 
 import grpc
 
 from player.audio.output import AudioOutput
+from player.cache.caching import Caching
 from player.config import StreamSettings, TextSettings
+from player.control import cache_rpc
 from player.errors import OutputError, PriorityError, SynthesisError, TextError
 from player.generated.speechkit_player.control.v1 import control_pb2, control_pb2_grpc
 from player.speech.events import Event
@@ -34,7 +36,9 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
         devices: DeviceLister,
         stream: StreamSettings,
         text: TextSettings | None = None,
+        cache: Caching | None = None,
     ) -> None:
+        self._cache = cache
         self._stream = stream
         self._text = text or TextSettings()
         self._playback = playback
@@ -112,9 +116,7 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
         request: control_pb2.StopRequest,
         context: grpc.aio.ServicerContext[control_pb2.StopRequest, control_pb2.StopReply],
     ) -> control_pb2.StopReply:
-        cancelled = await self._playback.stop()
-        _LOGGER.info("stop: %d utterance(s) cancelled", cancelled)
-        return control_pb2.StopReply(cancelled=cancelled)
+        return control_pb2.StopReply(cancelled=await self.stop_all())
 
     async def Cancel(
         self,
@@ -147,6 +149,30 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
         request: control_pb2.StatusRequest,
         context: grpc.aio.ServicerContext[control_pb2.StatusRequest, control_pb2.Status],
     ) -> control_pb2.Status:
+        return self.status()
+
+    def say_text(self, text: str, priority: str = "") -> Utterance | None:
+        """Queue a whole text from elsewhere than a Say call (an MQTT announcement): the
+        utterance, or None when the text has nothing to speak. Raises PriorityError or
+        TextError."""
+        chosen = _priority(priority)
+        if not worth_starting(text, self._text):
+            return None
+        utterance = Utterance(self._stream, chosen, self._text)
+        utterance.feed(text)
+        utterance.close()
+        if not utterance.has_speech:
+            return None
+        self._playback.submit(utterance)
+        return utterance
+
+    async def stop_all(self) -> int:
+        """What `stop` does: every utterance cancelled; how many."""
+        cancelled = await self._playback.stop()
+        _LOGGER.info("stop: %d utterance(s) cancelled", cancelled)
+        return cancelled
+
+    def status(self) -> control_pb2.Status:
         playback, output = self._playback, self._output
         timing = output.telemetry.callback_timing()
         latency = output.telemetry.chunk_latency(output.device.samplerate)
@@ -174,6 +200,7 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
             # The telemetry dataclasses carry the messages' own field names.
             callback=control_pb2.CallbackTiming(**dataclasses.asdict(timing)),
             chunk_latency=control_pb2.ChunkLatency(**dataclasses.asdict(latency)),
+            cache=cache_rpc.stats(self._cache),
         )
 
     async def Events(
@@ -185,7 +212,43 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
             # Tells the caller it is listening: nothing from now on is missed.
             await context.send_initial_metadata(())
             while True:
-                yield _event_message(await queue.get())
+                yield event_message(await queue.get())
+
+    async def WarmCache(
+        self,
+        request: control_pb2.WarmCacheRequest,
+        context: grpc.aio.ServicerContext[control_pb2.WarmCacheRequest, control_pb2.WarmCacheReply],
+    ) -> AsyncIterator[control_pb2.WarmCacheReply]:
+        caching = await self._caching(context)
+        async for reply in cache_rpc.warm(caching, list(request.texts), self._stream, self._text):
+            yield reply
+
+    async def ListCache(
+        self,
+        request: control_pb2.ListCacheRequest,
+        context: grpc.aio.ServicerContext[control_pb2.ListCacheRequest, control_pb2.ListCacheReply],
+    ) -> control_pb2.ListCacheReply:
+        return await cache_rpc.listing(await self._caching(context))
+
+    async def ClearCache(
+        self,
+        request: control_pb2.ClearCacheRequest,
+        context: grpc.aio.ServicerContext[
+            control_pb2.ClearCacheRequest, control_pb2.ClearCacheReply
+        ],
+    ) -> control_pb2.ClearCacheReply:
+        reply = await cache_rpc.clear(await self._caching(context))
+        _LOGGER.info("phrase cache cleared: %d entries", reply.removed)
+        return reply
+
+    async def _caching(self, context: grpc.aio.ServicerContext[Any, Any]) -> Caching:
+        if self._cache is None:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "the phrase cache is off ([cache] max_mb = 0, or its folder could not be "
+                "made: see the daemon's log)",
+            )
+        return self._cache
 
     async def ListDevices(
         self,
@@ -221,6 +284,7 @@ class _SayInput:
         self._reader: asyncio.Task[None] | None = None
         self.utterance: Utterance | None = None
         self.wait = False
+        self.complete = False
         self.priority = Priority.MESSAGE
 
     async def read(self, requests: AsyncIterator[control_pb2.SayRequest]) -> Utterance | None:
@@ -246,10 +310,16 @@ class _SayInput:
         async for request in requests:
             if first:
                 self.wait, first = request.wait, False
+                self.complete = request.complete
                 self.priority = _priority(request.priority)
+            elif self.complete and request.text:
+                raise TextError(
+                    "more text after a say marked complete: send the whole text in its "
+                    "one message, or stream it without the mark"
+                )
             if self.utterance is None:
                 await self._start(request.text)
-            else:
+            elif not self.complete:  # an empty message after a complete one: nothing
                 self.utterance.feed(request.text)
 
     def nothing_to_say(self) -> str:
@@ -265,6 +335,9 @@ class _SayInput:
             return
         utterance = self.utterance = Utterance(self._stream, self.priority, self._text)
         utterance.feed(self._head)
+        if self.complete:
+            # Closed before it is queued: the worker sees its whole text (the phrase cache).
+            utterance.close()
         utterance.done.add_done_callback(self._abandon)
         # The id goes out first: a caller may want to cancel it at once.
         await self._context.send_initial_metadata((("utterance-id", utterance.id),))
@@ -296,7 +369,7 @@ def _caller_code(code: grpc.StatusCode) -> grpc.StatusCode:
     return code
 
 
-def _event_message(event: Event) -> control_pb2.Event:
+def event_message(event: Event) -> control_pb2.Event:
     fields = {k: v for k, v in dataclasses.asdict(event).items() if v is not None}
     fields["word_timings"] = [control_pb2.WordTiming(**w) for w in fields["word_timings"]]
     return control_pb2.Event(**fields)

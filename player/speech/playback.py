@@ -25,7 +25,7 @@ from player.speech.heard import Counters, Heard, Track
 from player.speech.priority import Fate, Priority, fate
 from player.speech.schedule import Schedule
 from player.speech.utterance import Utterance
-from player.synthesis.interface import Piece, Spoken, Synthesis
+from player.synthesis.interface import CallResult, Piece, Recall, Spoken, Synthesis
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -45,10 +45,12 @@ class Playback:
         events: EventBus | None = None,
         stall_timeout: float = STALL_TIMEOUT,
         chimes: Mapping[str, Frames] | None = None,
+        recall: Recall | None = None,
     ) -> None:
         self.output = output
         self.events = events or EventBus()
         self._synthesis = synthesis
+        self._recall = recall
         self._stall = stall_timeout
         # By priority name: Priority is a StrEnum, so its members look them up directly.
         self._chimes = dict(chimes or {})
@@ -263,7 +265,9 @@ class Playback:
             if chime is not None and utterance.runs == 0:
                 await sink.audio(chime)
                 track.speech_offset = len(chime)
-            result = await self._synthesis.synthesize(self._waking(utterance), sink)
+            result = await self._recalled(utterance, sink)
+            if result is None:
+                result = await self._synthesis.synthesize(self._waking(utterance), sink)
         except asyncio.CancelledError:
             output.drain.expecting = False
             raise
@@ -291,9 +295,21 @@ class Playback:
                 utterance.chars,
                 result.frames / output.device.samplerate,
                 result.first_audio_delay * 1000,
-                " (local fallback)" if result.fallback else "",
+                " (local fallback)"
+                if result.fallback
+                else " (phrase cache)"
+                if result.cached
+                else "",
             )
         self.heard.written(track, end)
+
+    async def _recalled(self, utterance: Utterance, sink: _RingSink) -> CallResult | None:
+        """Its audio from the phrase cache, when its whole text is known and kept there."""
+        text = utterance.whole_text
+        if self._recall is None or text is None:
+            return None
+        await self.output.stream.wake()
+        return await self._recall.recall(text, sink, utterance.recalled)
 
     async def _waking(self, utterance: Utterance) -> AsyncIterator[Piece]:
         """The utterance's text, waking the output as its first piece is asked for: the

@@ -94,6 +94,22 @@ class Utterance:
         # Nobody awaits a fire-and-forget `say`; its failure is logged and counted.
         self.done.add_done_callback(lambda f: f.cancelled() or f.exception())
 
+    @property
+    def whole_text(self) -> str | None:
+        """All of its text, when it has ended before any call started (a `say` of a
+        whole text, an announcement): what the phrase cache looks up. None otherwise."""
+        if not self._closed or self.runs:
+            return None
+        return "".join(piece for piece in self._log if isinstance(piece, str))
+
+    def recalled(self) -> None:
+        """Its whole text is being played from the phrase cache: as if one call had sent
+        all of it, so that a cut finds the sentence it is in (`rewind`), and what starts
+        again is synthesised from there."""
+        self.runs += 1
+        self._run_start = (0, 0)
+        self._next, self._skip = len(self._log), 0
+
     def feed(self, text: str) -> None:
         if self._closed:
             why = (

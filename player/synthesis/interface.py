@@ -10,7 +10,7 @@ worker never knows which one speaks.
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -73,9 +73,19 @@ class CallResult:
     """The local synthesizer spoke it because the configured endpoint was unreachable."""
     resumed: bool = False
     """A call broke off with a transient error and a new one spoke the rest."""
+    cached: bool = False
+    """Played from the phrase cache: no call was made."""
 
 
 class Synthesis(Protocol):
     """Speaks one utterance's pieces into a sink; raises SynthesisError when it cannot."""
 
     async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult: ...
+
+
+class Recall(Protocol):
+    """Plays a whole text's audio from somewhere it was kept, without synthesising it."""
+
+    async def recall(self, text: str, sink: Sink, found: Callable[[], None]) -> CallResult | None:
+        """The result once its audio was passed to ``sink``; None (and nothing passed)
+        when there is none kept for it. ``found`` is called before anything is passed."""

@@ -6,19 +6,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 
-from player.cli import event_dict
 from player.control.client import Client, EventStream
+from player.control.views import event_dict
 from tests.harness import audio_analysis as aa
 from tests.harness.daemon import Daemon, run_cli
 from tests.harness.pulse import RATE as RATE  # the sink's; every daemon here plays at it
 from tests.harness.pulse import Recorder
 
+ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 30.0
 """Seconds one step of a test may take: a reply, a sound heard, a call served. A module
 whose steps need longer defines its own and passes it on (`record_until(..., within=)`)."""
@@ -153,5 +160,43 @@ class Listener:
             first = next(i for i, e in enumerate(self.events) if of([e], utterance_id, kind))
             return self.events[: first + 1]
 
+    async def count(self, kind: str, utterance_id: str, n: int) -> Events:
+        """Waits for `n` events of `kind` of `utterance_id`; returns them."""
+        async with self._arrived:
+            await asyncio.wait_for(
+                self._arrived.wait_for(lambda: len(of(self.events, utterance_id, kind)) >= n),
+                TIMEOUT,
+            )
+            return of(self.events, utterance_id, kind)
+
     async def finished(self, utterance_id: str) -> None:
         await self.until("finished", utterance_id)
+
+
+# --- The benchmarks ---------------------------------------------------------------------------
+
+BENCH_STOP_TIMEOUT = 15.0
+"""Seconds a timed-out benchmark gets to stop its daemons, broker and sound server."""
+
+
+def run_benchmark(module: str, timeout: float, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m MODULE ARGS` from the repo root; on a timeout, fail after stopping it and
+    everything it started."""
+    command = [sys.executable, "-m", module, *args]
+    # Its own process group, so a last-resort kill reaches its daemons, servers and Piper.
+    proc = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # SIGINT unwinds asyncio.run, so the benchmark's own clean-up stops what it started.
+        proc.send_signal(signal.SIGINT)
+        try:
+            stdout, stderr = proc.communicate(timeout=BENCH_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            stdout, stderr = proc.communicate(timeout=BENCH_STOP_TIMEOUT)
+        pytest.fail(f"{module} still running after {timeout} s:\n{stderr[-4000:]}")
+    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)

@@ -5,16 +5,13 @@ depend on the machine); that the whole path runs and writes its output is."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bench.llm import STREAMED, WHOLE
-from bench.report import DRIFTING, JITTERY, LOCAL, PER_SENTENCE, STALLING, STEADY
+from bench.report import CACHED, DRIFTING, JITTERY, LOCAL, PER_SENTENCE, STALLING, STEADY
+from tests.e2e.common import BENCH_STOP_TIMEOUT, run_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXT = "Attention, please. The museum closes soon. Thank you."
@@ -24,37 +21,12 @@ API = "3a. daemon, control API"
 BENCH_TIMEOUT = 120.0
 """Seconds the benchmark may run. One round takes about 45 s here, most of it fixed
 measuring windows (CPU after speech and when idle, the callback floor) and Piper."""
-STOP_TIMEOUT = 15.0
-"""Seconds a timed-out benchmark gets to stop its daemons and sound server."""
 
 
-def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m bench ARGS` from the repo root; on a timeout, fail after stopping it and
-    everything it started."""
-    command = [sys.executable, "-m", "bench", *args]
-    # Its own process group, so a last-resort kill reaches its daemons, PulseAudio and Piper.
-    proc = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        stdout, stderr = proc.communicate(timeout=BENCH_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        # SIGINT unwinds asyncio.run, so the benchmark's own clean-up stops what it started.
-        proc.send_signal(signal.SIGINT)
-        try:
-            stdout, stderr = proc.communicate(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            stdout, stderr = proc.communicate(timeout=STOP_TIMEOUT)
-        pytest.fail(f"benchmark still running after {BENCH_TIMEOUT} s:\n{stderr[-4000:]}")
-    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
-
-
-@pytest.mark.timeout(BENCH_TIMEOUT + 3 * STOP_TIMEOUT)
+@pytest.mark.timeout(BENCH_TIMEOUT + 3 * BENCH_STOP_TIMEOUT)
 def test_bench_runs_once_and_writes_its_report(tmp_path: Path) -> None:
     out = tmp_path / "results"
-    result = run_bench("--runs", "1", "--text", TEXT, "--out", str(out))
+    result = run_benchmark("bench", BENCH_TIMEOUT, "--runs", "1", "--text", TEXT, "--out", str(out))
     assert result.returncode == 0, result.stderr[-4000:]
     assert API in result.stdout
     assert LOCAL in result.stdout
@@ -62,7 +34,7 @@ def test_bench_runs_once_and_writes_its_report(tmp_path: Path) -> None:
     assert set(report) == {"text", "server", "contenders", "targets", "runs"}
     assert report["text"] == TEXT
     assert report["contenders"][API]["runs"] == 1
-    for row in (JITTERY, DRIFTING, PER_SENTENCE, STALLING, STEADY, STREAMED):
+    for row in (CACHED, JITTERY, DRIFTING, PER_SENTENCE, STALLING, STEADY, STREAMED):
         assert row in result.stdout
         assert report["contenders"][row]["runs"] == 1
         assert any(goal["target"].startswith(row) for goal in report["targets"])

@@ -17,7 +17,8 @@ CLI_TIMEOUT = 30.0
 def write_config(
     folder: Path, endpoint: str | None, *, api_key: str | None, **sections: dict[str, object]
 ) -> Path:
-    """A config for the null sink: [audio] device "pulse" at 48 kHz, socket in ``folder``.
+    """A config for the null sink: [audio] device "pulse" at 48 kHz, socket in ``folder``,
+    no phrase cache (so every utterance reaches the server) unless ``cache`` says so.
     `endpoint` None leaves the endpoint (and TLS) at their defaults: the cloud."""
     speechkit: dict[str, object] = {} if endpoint is None else {"endpoint": endpoint, "tls": False}
     if api_key is not None:
@@ -26,6 +27,7 @@ def write_config(
         "speechkit": speechkit,
         "audio": {"device": "pulse", "samplerate": 48000},
         "control": {"socket": str(folder / "control.sock")},
+        "cache": {"max_mb": 0},
     }
     for name, values in sections.items():
         tables.setdefault(name, {}).update(values)

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from player.cli import EXIT_USAGE, _parser, _status_dict
+from player.cli import EXIT_USAGE, _parser
+from player.control.views import status_dict
 from player.generated.speechkit_player.control.v1 import control_pb2
 
 COMMANDS = [
@@ -70,7 +71,7 @@ def test_help_still_prints_the_usage(capsys: pytest.CaptureFixture[str]) -> None
 
 def test_status_shows_the_device_underruns_beside_ours() -> None:
     counters = control_pb2.Counters(underruns=2, device_underruns=5)
-    shown = _status_dict(control_pb2.Status(counters=counters))["counters"]
+    shown = status_dict(control_pb2.Status(counters=counters))["counters"]
     assert isinstance(shown, dict)
     assert (shown["underruns"], shown["device_underruns"]) == (2, 5)
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 
 import numpy as np
 
-from player.daemon import WEDGED_S, _ServiceStatus
+from player.daemon.serving import WEDGED_S, _ServiceStatus
 from player.speech.playback import Playback
 from player.speech.utterance import Utterance
 from player.synthesis.interface import CallResult, Piece, Sink

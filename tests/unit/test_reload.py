@@ -107,4 +107,6 @@ def test_changed_keys_name_secrets_without_their_values(tmp_path: Path) -> None:
     assert not needs_restart("speechkit.api_key")
     assert needs_restart("speechkit.endpoint")
     assert needs_restart("audio.device")
+    assert needs_restart("mqtt.groups")
+    assert needs_restart("mqtt.broker")
     assert not needs_restart("chimes.important")

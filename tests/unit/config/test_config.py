@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 from pathlib import Path
 
 import pytest
 
 from player.config import (
     AudioSettings,
+    CacheSettings,
     ChimeSettings,
     ControlSettings,
     LocalSettings,
+    MqttSettings,
     Secret,
     Settings,
     SpeechKitSettings,
@@ -25,6 +28,8 @@ from player.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "player.toml"
 ENV = {"XDG_RUNTIME_DIR": "/run/user/1000"}
+# Neither environment here names a home or a cache folder: the process's own home.
+DEFAULT_CACHE = CacheSettings(Path("~/.cache/speechkit-player/phrases").expanduser(), 200)
 
 
 def write(tmp_path: Path, text: str, name: str = "player.toml") -> Path:
@@ -60,6 +65,8 @@ def test_no_file_gives_defaults():
         stream=StreamSettings(),
         chimes=ChimeSettings(),
         source=None,
+        cache=DEFAULT_CACHE,
+        mqtt=MqttSettings(client_id=socket.gethostname()),
     )
     assert settings.speechkit.credential_kind is None
     assert settings.speechkit.uses_local
@@ -156,6 +163,8 @@ def test_full_file_round_trip(tmp_path):
         stream=StreamSettings(pause_ms=500, idle_close_s=10.0),
         chimes=ChimeSettings(important=chime),
         source=path,
+        cache=DEFAULT_CACHE,
+        mqtt=MqttSettings(client_id=socket.gethostname()),
     )
     assert settings.speechkit.credential_kind == "api_key"
     assert not settings.speechkit.uses_local
@@ -249,7 +258,7 @@ def test_keys_outside_any_section_are_errors(tmp_path):
         'key "speed" is outside any section; it belongs in [voice]',
         'unknown top-level key "colour"; '
         "settings go in [speechkit], [voice], [audio], [control], [local], [stream], [text], "
-        "[chimes], [metrics]",
+        "[chimes], [metrics], [cache], [mqtt]",
     ]
 
 

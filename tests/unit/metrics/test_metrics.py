@@ -308,4 +308,4 @@ def test_only_the_daemon_imports_the_metrics_layer() -> None:
         if "metrics" not in path.relative_to(PLAYER).parts
         and any(t == "metrics" or t.startswith("metrics.") for t in _imports(path))
     }
-    assert importers == {"daemon.py"}
+    assert importers == {"daemon/serving.py"}

@@ -25,6 +25,7 @@ class SayRequest(_message.Message):
     TEXT_FIELD_NUMBER: _builtins.int
     WAIT_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
+    COMPLETE_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """A piece of text; any size. Empty pieces are ignored."""
     wait: _builtins.bool
@@ -33,16 +34,21 @@ class SayRequest(_message.Message):
     """Read from the first message only: speech-dispatcher's "important", "message",
     "text", "notification" or "progress"; empty means "message".
     """
+    complete: _builtins.bool
+    """Read from the first message only: its text is the whole utterance and no more
+    follows, so the daemon may play it from its phrase cache.
+    """
     def __init__(
         self,
         *,
         text: _builtins.str = ...,
         wait: _builtins.bool = ...,
         priority: _builtins.str = ...,
+        complete: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["priority", b"priority", "text", b"text", "wait", b"wait"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "priority", b"priority", "text", b"text", "wait", b"wait"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -256,6 +262,7 @@ class Status(_message.Message):
     STREAM_FIELD_NUMBER: _builtins.int
     PAUSED_FIELD_NUMBER: _builtins.int
     DEVICE_STATE_FIELD_NUMBER: _builtins.int
+    CACHE_FIELD_NUMBER: _builtins.int
     state: _builtins.str
     """"playing" or "idle"."""
     queue_length: _builtins.int
@@ -281,6 +288,10 @@ class Status(_message.Message):
     def callback(self) -> Global___CallbackTiming: ...
     @_builtins.property
     def chunk_latency(self) -> Global___ChunkLatency: ...
+    @_builtins.property
+    def cache(self) -> Global___CacheStats:
+        """Absent when the phrase cache is off."""
+
     def __init__(
         self,
         *,
@@ -297,14 +308,212 @@ class Status(_message.Message):
         stream: _builtins.str = ...,
         paused: _builtins.bool = ...,
         device_state: _builtins.str = ...,
+        cache: Global___CacheStats | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["callback", b"callback", "chunk_latency", b"chunk_latency", "counters", b"counters"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "callback", b"callback", "chunk_latency", b"chunk_latency", "counters", b"counters"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback", b"callback", "channels", b"channels", "chunk_latency", b"chunk_latency", "counters", b"counters", "device", b"device", "device_state", b"device_state", "endpoint", b"endpoint", "last_error", b"last_error", "paused", b"paused", "queue_length", b"queue_length", "sample_rate", b"sample_rate", "state", b"state", "stream", b"stream"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "callback", b"callback", "channels", b"channels", "chunk_latency", b"chunk_latency", "counters", b"counters", "device", b"device", "device_state", b"device_state", "endpoint", b"endpoint", "last_error", b"last_error", "paused", b"paused", "queue_length", b"queue_length", "sample_rate", b"sample_rate", "state", b"state", "stream", b"stream"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Status: _TypeAlias = Status  # noqa: Y015
+
+@_typing.final
+class CacheStats(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HITS_FIELD_NUMBER: _builtins.int
+    MISSES_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    MAX_BYTES_FIELD_NUMBER: _builtins.int
+    DIR_FIELD_NUMBER: _builtins.int
+    hits: _builtins.int
+    """Utterances played from the cache, and looked up there but synthesised, since start."""
+    misses: _builtins.int
+    entries: _builtins.int
+    size_bytes: _builtins.int
+    max_bytes: _builtins.int
+    dir: _builtins.str
+    def __init__(
+        self,
+        *,
+        hits: _builtins.int = ...,
+        misses: _builtins.int = ...,
+        entries: _builtins.int = ...,
+        size_bytes: _builtins.int = ...,
+        max_bytes: _builtins.int = ...,
+        dir: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dir", b"dir", "entries", b"entries", "hits", b"hits", "max_bytes", b"max_bytes", "misses", b"misses", "size_bytes", b"size_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CacheStats: _TypeAlias = CacheStats  # noqa: Y015
+
+@_typing.final
+class WarmCacheRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def texts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        texts: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["texts", b"texts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WarmCacheRequest: _TypeAlias = WarmCacheRequest  # noqa: Y015
+
+@_typing.final
+class WarmCacheReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    ENGINE_FIELD_NUMBER: _builtins.int
+    DURATION_MS_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    outcome: _builtins.str
+    """"cached", "already cached", or "failed" (with `error`)."""
+    error: _builtins.str
+    engine: _builtins.str
+    """Who spoke it: "speechkit:HOST:PORT" or "piper:MODEL"."""
+    duration_ms: _builtins.int
+    def __init__(
+        self,
+        *,
+        text: _builtins.str = ...,
+        outcome: _builtins.str = ...,
+        error: _builtins.str = ...,
+        engine: _builtins.str = ...,
+        duration_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_ms", b"duration_ms", "engine", b"engine", "error", b"error", "outcome", b"outcome", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WarmCacheReply: _TypeAlias = WarmCacheReply  # noqa: Y015
+
+@_typing.final
+class ListCacheRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCacheRequest: _TypeAlias = ListCacheRequest  # noqa: Y015
+
+@_typing.final
+class CacheEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_FIELD_NUMBER: _builtins.int
+    VOICE_FIELD_NUMBER: _builtins.int
+    ENGINE_FIELD_NUMBER: _builtins.int
+    DURATION_MS_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    LAST_PLAYED_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    voice: _builtins.str
+    engine: _builtins.str
+    duration_ms: _builtins.int
+    size_bytes: _builtins.int
+    last_played: _builtins.float
+    """Unix time, seconds."""
+    def __init__(
+        self,
+        *,
+        text: _builtins.str = ...,
+        voice: _builtins.str = ...,
+        engine: _builtins.str = ...,
+        duration_ms: _builtins.int = ...,
+        size_bytes: _builtins.int = ...,
+        last_played: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_ms", b"duration_ms", "engine", b"engine", "last_played", b"last_played", "size_bytes", b"size_bytes", "text", b"text", "voice", b"voice"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CacheEntry: _TypeAlias = CacheEntry  # noqa: Y015
+
+@_typing.final
+class ListCacheReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___CacheEntry]:
+        """The most recently played first."""
+
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___CacheEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCacheReply: _TypeAlias = ListCacheReply  # noqa: Y015
+
+@_typing.final
+class ClearCacheRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClearCacheRequest: _TypeAlias = ClearCacheRequest  # noqa: Y015
+
+@_typing.final
+class ClearCacheReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REMOVED_FIELD_NUMBER: _builtins.int
+    FREED_BYTES_FIELD_NUMBER: _builtins.int
+    removed: _builtins.int
+    freed_bytes: _builtins.int
+    def __init__(
+        self,
+        *,
+        removed: _builtins.int = ...,
+        freed_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["freed_bytes", b"freed_bytes", "removed", b"removed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClearCacheReply: _TypeAlias = ClearCacheReply  # noqa: Y015
 
 @_typing.final
 class CallbackTiming(_message.Message):

@@ -74,6 +74,21 @@ class PlayerStub:
                 request_serializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.EventsRequest.SerializeToString,
                 response_deserializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.Event.FromString,
                 _registered_method=True)
+        self.WarmCache = channel.unary_stream(
+                '/speechkit_player.control.v1.Player/WarmCache',
+                request_serializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.WarmCacheRequest.SerializeToString,
+                response_deserializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.WarmCacheReply.FromString,
+                _registered_method=True)
+        self.ListCache = channel.unary_unary(
+                '/speechkit_player.control.v1.Player/ListCache',
+                request_serializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.ListCacheRequest.SerializeToString,
+                response_deserializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.ListCacheReply.FromString,
+                _registered_method=True)
+        self.ClearCache = channel.unary_unary(
+                '/speechkit_player.control.v1.Player/ClearCache',
+                request_serializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.ClearCacheRequest.SerializeToString,
+                response_deserializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.ClearCacheReply.FromString,
+                _registered_method=True)
 
 
 class PlayerServicer:
@@ -138,6 +153,26 @@ class PlayerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WarmCache(self, request, context):
+        """Synthesises each text (through the endpoint when it can) into the phrase cache
+        without playing it: one answer per text, in order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCache(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClearCache(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PlayerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -180,6 +215,21 @@ def add_PlayerServicer_to_server(servicer, server):
                     servicer.Events,
                     request_deserializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.EventsRequest.FromString,
                     response_serializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.Event.SerializeToString,
+            ),
+            'WarmCache': grpc.unary_stream_rpc_method_handler(
+                    servicer.WarmCache,
+                    request_deserializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.WarmCacheRequest.FromString,
+                    response_serializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.WarmCacheReply.SerializeToString,
+            ),
+            'ListCache': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCache,
+                    request_deserializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.ListCacheRequest.FromString,
+                    response_serializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.ListCacheReply.SerializeToString,
+            ),
+            'ClearCache': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClearCache,
+                    request_deserializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.ClearCacheRequest.FromString,
+                    response_serializer=speechkit__player_dot_control_dot_v1_dot_control__pb2.ClearCacheReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -398,6 +448,87 @@ class Player:
             '/speechkit_player.control.v1.Player/Events',
             speechkit__player_dot_control_dot_v1_dot_control__pb2.EventsRequest.SerializeToString,
             speechkit__player_dot_control_dot_v1_dot_control__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WarmCache(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/speechkit_player.control.v1.Player/WarmCache',
+            speechkit__player_dot_control_dot_v1_dot_control__pb2.WarmCacheRequest.SerializeToString,
+            speechkit__player_dot_control_dot_v1_dot_control__pb2.WarmCacheReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCache(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/speechkit_player.control.v1.Player/ListCache',
+            speechkit__player_dot_control_dot_v1_dot_control__pb2.ListCacheRequest.SerializeToString,
+            speechkit__player_dot_control_dot_v1_dot_control__pb2.ListCacheReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClearCache(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/speechkit_player.control.v1.Player/ClearCache',
+            speechkit__player_dot_control_dot_v1_dot_control__pb2.ClearCacheRequest.SerializeToString,
+            speechkit__player_dot_control_dot_v1_dot_control__pb2.ClearCacheReply.FromString,
             options,
             channel_credentials,
             insecure,

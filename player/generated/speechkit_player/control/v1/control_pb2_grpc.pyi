@@ -53,6 +53,12 @@ class PlayerStub:
     """What happens to utterances, as it happens, until the caller goes away. A caller
     that does not read loses its oldest events, never holding up the player.
     """
+    WarmCache: _grpc.UnaryStreamMultiCallable[_control_pb2.WarmCacheRequest, _control_pb2.WarmCacheReply]
+    """Synthesises each text (through the endpoint when it can) into the phrase cache
+    without playing it: one answer per text, in order.
+    """
+    ListCache: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListCacheRequest, _control_pb2.ListCacheReply]
+    ClearCache: _grpc.UnaryUnaryMultiCallable[_control_pb2.ClearCacheRequest, _control_pb2.ClearCacheReply]
 
 @_typing.type_check_only
 class PlayerAsyncStub(PlayerStub):
@@ -79,6 +85,12 @@ class PlayerAsyncStub(PlayerStub):
     """What happens to utterances, as it happens, until the caller goes away. A caller
     that does not read loses its oldest events, never holding up the player.
     """
+    WarmCache: _aio.UnaryStreamMultiCallable[_control_pb2.WarmCacheRequest, _control_pb2.WarmCacheReply]  # type: ignore[assignment]
+    """Synthesises each text (through the endpoint when it can) into the phrase cache
+    without playing it: one answer per text, in order.
+    """
+    ListCache: _aio.UnaryUnaryMultiCallable[_control_pb2.ListCacheRequest, _control_pb2.ListCacheReply]  # type: ignore[assignment]
+    ClearCache: _aio.UnaryUnaryMultiCallable[_control_pb2.ClearCacheRequest, _control_pb2.ClearCacheReply]  # type: ignore[assignment]
 
 class PlayerServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -150,5 +162,29 @@ class PlayerServicer(metaclass=_abc_1.ABCMeta):
         """What happens to utterances, as it happens, until the caller goes away. A caller
         that does not read loses its oldest events, never holding up the player.
         """
+
+    @_abc_1.abstractmethod
+    def WarmCache(
+        self,
+        request: _control_pb2.WarmCacheRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_control_pb2.WarmCacheReply], _abc.AsyncIterator[_control_pb2.WarmCacheReply]]:
+        """Synthesises each text (through the endpoint when it can) into the phrase cache
+        without playing it: one answer per text, in order.
+        """
+
+    @_abc_1.abstractmethod
+    def ListCache(
+        self,
+        request: _control_pb2.ListCacheRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.ListCacheReply, _abc.Awaitable[_control_pb2.ListCacheReply]]: ...
+
+    @_abc_1.abstractmethod
+    def ClearCache(
+        self,
+        request: _control_pb2.ClearCacheRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.ClearCacheReply, _abc.Awaitable[_control_pb2.ClearCacheReply]]: ...
 
 def add_PlayerServicer_to_server(servicer: PlayerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
