@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import aiomqtt
+import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 from player.config import MqttSettings
@@ -243,4 +244,15 @@ def _discard(client: aiomqtt.Client) -> None:
     disconnect callback (which would look at a cancelled connect) is not wanted."""
     paho = client._client  # noqa: SLF001
     paho.on_disconnect = None
+    paho._sock_close()  # noqa: SLF001
+    # aiomqtt connects on a worker thread, which a cancel does not stop: a connect still
+    # under way opens its socket after this. Closed at once, there, without the loop
+    # (which may be gone by then).
+    paho.on_socket_open = _close_late
+
+
+def _close_late(paho: mqtt.Client, userdata: object, sock: object) -> None:
+    paho.on_socket_close = None
+    paho.on_socket_register_write = None
+    paho.on_socket_unregister_write = None
     paho._sock_close()  # noqa: SLF001
