@@ -155,7 +155,7 @@ def read_credentials(
         return _key_file(section, key, resolve(value))
     if key.endswith("_file"):
         path = resolve(value)
-        text = _read_secret_file(section, key, path)
+        text = read_secret_file(section, key, path)
         if text is None:
             return GivenCredentials()
         if key == "iam_token_file":
@@ -210,7 +210,7 @@ def _key_file(section: TableReader, key: str, path: Path) -> GivenCredentials:
         return GivenCredentials()
 
 
-def _read_secret_file(section: TableReader, key: str, path: Path) -> str | None:
+def read_secret_file(section: TableReader, key: str, path: Path) -> str | None:
     """Return the file's stripped contents; problems name the path, never the contents."""
     try:
         text = path.read_text(encoding="utf-8").strip()

@@ -8,8 +8,8 @@ import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from player.config.credentials import Secret
-from player.config.reader import MISSING, Range, TableReader, describe
+from player.config.credentials import Secret, read_secret_file
+from player.config.reader import MISSING, Range, TableReader, describe, is_host_port
 from player.config.settings import CacheSettings, MqttSettings
 
 Resolve = Callable[[str], Path]
@@ -48,7 +48,10 @@ def read_mqtt(section: TableReader, resolve: Resolve) -> MqttSettings:
     if ca_file is not None and not broker.startswith("mqtts://"):
         section.error("ca_file", 'only used with an "mqtts://" broker')
     password_file = _file(section, "password_file", resolve)
-    password = _password(section, password_file) if password_file is not None else None
+    password = None
+    if password_file is not None:
+        text = read_secret_file(section, "password_file", password_file)
+        password = Secret(text) if text is not None else None
     client_id = section.string("client_id", "") or socket.gethostname()
     if not _LEVEL.fullmatch(client_id):
         section.error("client_id", f"{_LEVEL_RULE}, found {client_id!r}")
@@ -81,10 +84,9 @@ def _is_broker(broker: str) -> bool:
     else:
         if "://" in broker:
             return False
-    host, colon, port = rest.rpartition(":")
-    if not colon:
+    if ":" not in rest:
         return bool(rest.strip()) and "/" not in rest
-    return bool(host.strip()) and port.isdigit() and 0 < int(port) < 65536
+    return is_host_port(rest)
 
 
 def _file(section: TableReader, key: str, resolve: Resolve) -> Path | None:
@@ -96,19 +98,6 @@ def _file(section: TableReader, key: str, resolve: Resolve) -> Path | None:
         section.error(key, f"no file at {path}")
         return None
     return path
-
-
-def _password(section: TableReader, path: Path) -> Secret | None:
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        why = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror
-        section.error("password_file", f"cannot read {path}: {why}")
-        return None
-    if not value:
-        section.error("password_file", f"{path} is empty")
-        return None
-    return Secret(value)
 
 
 def _groups(section: TableReader) -> tuple[str, ...]:

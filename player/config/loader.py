@@ -18,7 +18,7 @@ from pathlib import Path
 from player import limits
 from player.config.credentials import read_credentials
 from player.config.fleet import read_cache, read_mqtt
-from player.config.reader import MISSING, Range, TableReader, describe, suggest
+from player.config.reader import MISSING, Range, TableReader, describe, is_host_port, suggest
 from player.config.settings import (
     LOCAL,
     AudioSettings,
@@ -139,7 +139,7 @@ def _speechkit(
 ) -> SpeechKitSettings:
     default = SpeechKitSettings()
     endpoint = section.string("endpoint", default.endpoint, nonempty=True)
-    if endpoint != LOCAL and not _is_host_port(endpoint):
+    if endpoint != LOCAL and not is_host_port(endpoint):
         section.error("endpoint", f'expected "host:port" or "local", found "{endpoint}"')
     folder_id = section.string("folder_id", "") or _env(environ, "YANDEX_FOLDER_ID")
     given = read_credentials(section, environ, lambda raw: _resolve(raw, base, environ))
@@ -179,11 +179,6 @@ def _url(section: TableReader, key: str, default: str) -> str:
         section.error(key, f'expected an http:// or https:// URL, found "{url}"')
         return default
     return url
-
-
-def _is_host_port(endpoint: str) -> bool:
-    host, colon, port = endpoint.rpartition(":")
-    return bool(host.strip()) and colon == ":" and port.isdigit() and 0 < int(port) < 65536
 
 
 def _voice(section: TableReader) -> VoiceSettings:
@@ -292,7 +287,7 @@ def _local(section: TableReader, base: Path | None, environ: Mapping[str, str]) 
     raw_model = section.string("model", "")
     model = _model(section, "model", raw_model, base, environ) if raw_model.strip() else None
     listen = section.string("listen", default.listen, nonempty=True)
-    if not ((listen.startswith("unix:") and listen[5:].strip()) or _is_host_port(listen)):
+    if not ((listen.startswith("unix:") and listen[5:].strip()) or is_host_port(listen)):
         section.error("listen", f'expected "host:port" or "unix:PATH", found "{listen}"')
     voices: list[tuple[str, Path]] = []
     table = section.get("voices")
@@ -334,7 +329,7 @@ def _text(section: TableReader) -> TextSettings:
 
 def _metrics(section: TableReader) -> MetricsSettings:
     listen = section.string("listen", "").strip()
-    if listen and not _is_host_port(listen):
+    if listen and not is_host_port(listen):
         section.error("listen", f'expected "host:port", or "" for no metrics, found "{listen}"')
     return MetricsSettings(listen=listen)
 

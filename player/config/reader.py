@@ -117,6 +117,12 @@ class TableReader:
                 self.errors.append(f'unknown key [{self.name}] "{key}"{hint}')
 
 
+def is_host_port(address: str) -> bool:
+    """ "host:port" with a port from 1 to 65535."""
+    host, colon, port = address.rpartition(":")
+    return bool(host.strip()) and colon == ":" and port.isdigit() and 0 < int(port) < 65536
+
+
 def suggest(name: str, choices: list[str], template: str) -> str:
     matches = difflib.get_close_matches(name, choices, n=1)
     return f"; did you mean {template % matches[0]}?" if matches else ""
