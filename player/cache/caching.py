@@ -106,35 +106,31 @@ class Caching:
         return CallResult(entry.frames, "", delay, cached=True)
 
     async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
-        voicing = self._voicing
-        tap = _Tap(pieces)
-        recording = _Recording(sink, self._samplerate)
-        result = await self._inner.synthesize(tap.pieces(), recording)
-        text = normal_text("".join(tap.texts))
-        whole = tap.exhausted and recording.whole and result.frames == recording.count
-        if whole and text and voicing is self._voicing:
-            self._keep(voicing, text, result, recording)
-        return result
+        call = await self._run(pieces, sink)
+        if call.whole and call.voicing is self._voicing:
+            self._keep(call)
+        return call.result
 
     async def record(self, pieces: AsyncIterator[Piece]) -> tuple[CallResult, bool]:
         """Synthesises without playing, and keeps it: the result, and whether it was
         kept (`cache warm`). What the local voice spoke in the endpoint's place is not
         kept: a `say` would not look for it."""
+        call = await self._run(pieces, None)
+        if not call.whole or call.result.fallback or call.voicing is not self._voicing:
+            return call.result, False
+        return call.result, await self._keep(call)
+
+    async def _run(self, pieces: AsyncIterator[Piece], sink: Sink | None) -> _Call:
         voicing = self._voicing
         tap = _Tap(pieces)
-        recording = _Recording(None, self._samplerate)
+        recording = _Recording(sink, self._samplerate)
         result = await self._inner.synthesize(tap.pieces(), recording)
-        text = normal_text("".join(tap.texts))
-        whole = tap.exhausted and recording.whole and bool(recording.count)
-        if not (whole and text) or result.fallback or voicing is not self._voicing:
-            return result, False
-        return result, await self._keep(voicing, text, result, recording)
+        return _Call(voicing, normal_text("".join(tap.texts)), result, recording, tap.exhausted)
 
-    def _keep(
-        self, voicing: _Voicing, text: str, result: CallResult, recording: _Recording
-    ) -> asyncio.Task[bool]:
-        engine = voicing.engine_of(result)
-        key = SoundKey(text, engine, voicing.voice, self._samplerate)
+    def _keep(self, call: _Call) -> asyncio.Task[bool]:
+        voicing, recording = call.voicing, call.recording
+        engine = voicing.engine_of(call.result)
+        key = SoundKey(call.text, engine, voicing.voice, self._samplerate)
         entry = Entry(
             key.text,
             engine,
@@ -182,6 +178,31 @@ async def play(entry: Entry, sink: Sink, started: float) -> float:
     for mark in marks:
         sink.spoken(mark)
     return first if first is not None else time.monotonic() - started
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One call through the cache: what it was kept under when it started, the text it
+    sent, and what came back."""
+
+    voicing: _Voicing
+    text: str
+    result: CallResult
+    recording: _Recording
+    exhausted: bool
+    """The pieces ran out: the call sent all of the text."""
+
+    @property
+    def whole(self) -> bool:
+        """Its audio, as recorded, is all of its text's and nothing else."""
+        recording = self.recording
+        return (
+            self.exhausted
+            and recording.whole
+            and bool(self.text)
+            and bool(recording.count)
+            and self.result.frames == recording.count
+        )
 
 
 class _Tap:

@@ -51,7 +51,7 @@ class Entry:
 
     @property
     def duration_ms(self) -> int:
-        return self.frames * 1000 // self.samplerate if self.samplerate else 0
+        return _duration_ms(self.frames, self.samplerate)
 
     def float_frames(self) -> Frames:
         return self.pcm.astype(np.float32) * np.float32(1.0 / 32768.0)
@@ -76,18 +76,27 @@ class Head:
 
     @property
     def duration_ms(self) -> int:
-        return self.frames * 1000 // self.samplerate if self.samplerate else 0
+        return _duration_ms(self.frames, self.samplerate)
+
+
+def _duration_ms(frames: int, samplerate: int) -> int:
+    return frames * 1000 // samplerate if samplerate else 0
+
+
+def _unpack(header: bytes) -> tuple[int, int, int, bytes]:
+    """(sample rate, frames, JSON part's bytes, checksum); raises CorruptEntry."""
+    if len(header) < HEADER_SIZE:
+        raise CorruptEntry(f"{len(header)} bytes, shorter than the header")
+    magic, version, rate, frames, meta_size, digest = _HEADER.unpack_from(header)
+    if magic != MAGIC or version != VERSION:
+        raise CorruptEntry("not a phrase file of this version")
+    return rate, frames, meta_size, digest
 
 
 def read_head(file: BinaryIO) -> Head:
     """From an open entry file; raises CorruptEntry (its checksum is not checked: see
     `decode`)."""
-    header = file.read(HEADER_SIZE)
-    if len(header) < HEADER_SIZE:
-        raise CorruptEntry("shorter than the header")
-    magic, version, rate, frames, meta_size, _ = _HEADER.unpack(header)
-    if magic != MAGIC or version != VERSION:
-        raise CorruptEntry("not a phrase file of this version")
+    rate, frames, meta_size, _ = _unpack(file.read(HEADER_SIZE))
     text, engine, voice, _ = _describe(file.read(meta_size))
     return Head(text, engine, voice, rate, frames)
 
@@ -119,11 +128,7 @@ def encode(entry: Entry) -> bytes:
 
 def decode(data: bytes) -> Entry:
     """Raises CorruptEntry."""
-    if len(data) < HEADER_SIZE:
-        raise CorruptEntry(f"{len(data)} bytes, shorter than the header")
-    magic, version, rate, frames, meta_size, digest = _HEADER.unpack_from(data)
-    if magic != MAGIC or version != VERSION:
-        raise CorruptEntry("not a phrase file of this version")
+    rate, frames, meta_size, digest = _unpack(data)
     expected = HEADER_SIZE + meta_size + 2 * frames
     if len(data) != expected:
         raise CorruptEntry(f"{len(data)} bytes where its header says {expected}")
