@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -21,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bench import system
 from tests.harness.daemon import Daemon, clean_env, write_config
 from tests.harness.mosquitto import Broker
 from tests.harness.mqtt_watch import Watch, payload_is
@@ -37,7 +37,6 @@ BATCH = 5
 IDLE_S = 3.0
 """Seconds of idle CPU measured to subtract from the burst's."""
 RESULTS = Path(__file__).resolve().parent / "results"
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -59,18 +58,6 @@ class Row:
     events_lost: int = 0
     """`started` events (QoS 0) that did not reach the benchmark; those daemons are left
     out of that announcement's figures."""
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 class Fleet:
@@ -155,10 +142,10 @@ async def cpu_per_message(
 ) -> list[float]:
     """Per daemon, CPU microseconds per message it parses and drops (`seen` was spoken)."""
     pids = [fleet.pid(n) for n in names]
-    before = [cpu_s(p) for p in pids]
+    before = [system.cpu_seconds(p) for p in pids]
     await asyncio.sleep(IDLE_S)
-    idle = [(cpu_s(p) - b) / IDLE_S for p, b in zip(pids, before, strict=True)]
-    before = [cpu_s(p) for p in pids]
+    idle = [(system.cpu_seconds(p) - b) / IDLE_S for p, b in zip(pids, before, strict=True)]
+    before = [system.cpu_seconds(p) for p in pids]
     began = time.monotonic()
     for _ in range(drops):
         await watch.publish(f"{PREFIX}/all/say", {"text": TEXT, "id": seen})
@@ -172,7 +159,7 @@ async def cpu_per_message(
             await asyncio.sleep(0.1)
     took = time.monotonic() - began
     return [
-        max(0.0, (cpu_s(p) - b) - rate * took) / (drops + 1) * 1e6
+        max(0.0, (system.cpu_seconds(p) - b) - rate * took) / (drops + 1) * 1e6
         for p, b, rate in zip(pids, before, idle, strict=True)
     ]
 
@@ -210,7 +197,7 @@ async def measure(fleet: Fleet, broker: Broker, n: int, announcements: int, drop
         first_audio_ms=round(statistics.median(own), 1),
         cpu_us_per_message=round(statistics.median(cpu), 1),
         events_lost=lost,
-        rss_mb=round(statistics.median(rss_mb(fleet.pid(name)) for name in names), 1),
+        rss_mb=round(statistics.median(system.rss_mb(fleet.pid(name)) for name in names), 1),
     )
 
 
