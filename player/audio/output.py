@@ -221,8 +221,10 @@ class AudioOutput:
             now = time.monotonic()
             if self.ring.read_pos != last:
                 last, since = self.ring.read_pos, now
-            elif self.drain.paused or self.stream.waiting_for_device:
-                since = now  # a paused device is not a dead one; a lost one may come back
+            elif self.drain.paused or self.stream.waiting_for_device or self.stream.starting:
+                # A paused device is not a dead one; a lost one may come back; a starting
+                # one may be a sink waking from suspend (each within its own bound).
+                since = now
             elif now - since >= stall_timeout or not self.stream.healthy:
                 raise OutputError(self.stream.failure or "the audio device stopped taking audio")
 

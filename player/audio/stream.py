@@ -1,5 +1,6 @@
-"""The output stream's lifetime: open, close when idle, wake, reopen a lost device; and
-its callback.
+"""The output stream: its lifetime (open, wake, close, judged lost or stuck) and its
+callback. The loops that reopen it, move its latency and close it when idle are in
+`player.audio.upkeep`.
 
 The callback runs on PortAudio's thread. It hands the block to `Drain.fill`, writes one
 telemetry row and counts what PortAudio reports; it never blocks, logs, allocates an
@@ -14,48 +15,34 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from player.audio.devices import DeviceInfo
 from player.audio.drain import Drain
-from player.audio.recovery import DeviceState, backoff, reinitialise_portaudio
+from player.audio.latency import OutputLatency
+from player.audio.opening import (
+    PORTAUDIO,
+    Arm,
+    SetAside,
+    Stream,
+    StreamFactory,
+    close_quietly,
+    open_stream,
+    sounddevice_stream,
+)
+from player.audio.recovery import LIMITS, DeviceState, Limits, reinitialise_portaudio
 from player.audio.ring import Frames
 from player.audio.telemetry import Telemetry
+from player.audio.upkeep import Upkeep
 from player.config import AudioSettings
 from player.errors import OutputError
 
 _LOGGER = logging.getLogger(__name__)
 
-CHECK_INTERVAL = 0.25
-"""Seconds between the watcher's looks at the stream."""
-SILENT_LIMIT = 1.0
-"""Seconds a running stream may go without a callback before the device counts as lost
-(a sound server that hangs instead of dying leaves the stream "active" but silent)."""
+__all__ = ["OutputStream", "Stream", "StreamFactory", "sounddevice_stream"]
 
 
-class Stream(Protocol):
-    """The part of ``sounddevice.OutputStream`` we use (fakes in tests implement it)."""
-
-    @property
-    def active(self) -> bool: ...
-    @property
-    def latency(self) -> float: ...
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-    def close(self) -> None: ...
-
-
-StreamFactory = Callable[..., Stream]
-
-
-def sounddevice_stream(**kwargs: Any) -> Stream:
-    import sounddevice
-
-    stream: Stream = sounddevice.OutputStream(**kwargs)
-    return stream
-
-
-class OutputStream:
+class OutputStream(Upkeep):
     """The daemon's PortAudio output stream, reopened when its device comes back.
 
     After `idle_stop_ms` of silence it is closed (a running stream wakes the CPU every
@@ -64,10 +51,11 @@ class OutputStream:
     server died meanwhile blocks for good inside ALSA's pulse plugin, while opening a new
     one fails at once (and costs a few ms more).
 
-    `watch` notices the device going away (the stream ending by itself, or no callback
-    for SILENT_LIMIT) and reopens it with backoff, re-initialising PortAudio each time so
-    that a device plugged in again is found. The ring is kept meanwhile: once the device
-    is back, the callback goes on from the first frame it had not taken.
+    `watch` notices the device going away (the stream ending by itself, or falling silent
+    once it has got going: see `recovery.Limits`) and reopens it with backoff,
+    re-initialising PortAudio each time so that a device plugged in again is found. The
+    ring is kept meanwhile: once the new stream calls back, the device counts as back and
+    the callback goes on from the first frame it had not taken.
     """
 
     def __init__(
@@ -78,15 +66,23 @@ class OutputStream:
         telemetry: Telemetry,
         factory: StreamFactory = sounddevice_stream,
         reinit: Callable[[], None] = reinitialise_portaudio,
+        limits: Limits = LIMITS,
+        set_aside: SetAside = PORTAUDIO,
+        latency: OutputLatency | None = None,
     ) -> None:
         """``reinit`` has PortAudio list the devices again (only called while the
-        stream is closed)."""
+        stream is closed); ``limits`` say when a stream counts as lost; ``set_aside``
+        keeps the streams whose start timed out (see `player.audio.opening`); ``latency``
+        is what streams are opened with (see `player.audio.latency`)."""
         self.device = device
         self._settings = settings
         self._drain = drain
         self._telemetry = telemetry
         self._factory = factory
         self._reinit = reinit
+        self._limits = limits
+        self._set_aside = set_aside
+        self.latency = latency if latency is not None else OutputLatency()
         self._device_key: str | int | None = settings.device
         """How the device is asked for: after PortAudio lists devices again, an index
         may name another one, so a reopened stream asks by the name."""
@@ -101,14 +97,20 @@ class OutputStream:
         """time.monotonic() when the latest start, stop or reopening thread began."""
         self.callback_failed = False  # callback
         self.last_callback = 0.0  # callback: time.monotonic() of the last call
+        self.opened_at = 0.0
+        """time.monotonic() when the current stream had started: its start-up window
+        (`recovery.Limits`) counts from here."""
         self.device_underruns = 0  # callback: blocks PortAudio reported as underflowed
         self._ended = False  # PortAudio thread: the stream finished
 
     # -- the callback (PortAudio thread) ---------------------------------------------
 
-    def _callback(self, outdata: Frames, frames: int, _time: Any, status: Any) -> None:
+    def _callback(self, arm: Arm, outdata: Frames, frames: int, _time: Any, status: Any) -> None:
         started = time.perf_counter_ns()
         try:
+            if not arm.armed:  # a stream set aside (see player.audio.opening)
+                outdata.fill(0.0)
+                return
             self.last_callback = time.monotonic()
             # The device ran dry before this call (our ring may have been full): a
             # glitch the listener heard that our own underrun count cannot see.
@@ -123,35 +125,38 @@ class OutputStream:
             with contextlib.suppress(BaseException):
                 outdata.fill(0.0)
 
-    def _finished(self) -> None:
-        # Called when the stream ends, whether we stopped it or it died.
-        self._ended = True
+    def _finished(self, arm: Arm) -> None:
+        # Called when the stream ends, whether we stopped it or it died; one set aside
+        # says nothing of the current one.
+        if arm.armed:
+            self._ended = True
 
     # -- lifetime (asyncio side) ---------------------------------------------------
 
     def _new_stream(self) -> Stream:
         """Open and start a stream (any thread); raises OutputError with the device's name.
         The same rate, channels and block as before, so the ring's audio stays valid."""
+        stream, _ = open_stream(
+            self._factory,
+            self._set_aside,
+            self.device.name,
+            self._limits.start_s,
+            self._callback,
+            self._finished,
+            device=self._device_key,
+            samplerate=self.device.samplerate,
+            channels=self.device.channels,
+            dtype="float32",
+            blocksize=self.device.block_frames,
+            latency=self.latency.request(),
+        )
+        self.latency.opened(stream.latency, time.monotonic())
+        # Its start-up window counts from here: callbacks made while PortAudio started
+        # it primed the device and say nothing of whether it keeps going.
+        self.opened_at = time.monotonic()
+        # Only now: a stream whose start timed out may have ended before it was set aside.
+        # One that ends from here on is seen by `active` as well.
         self._ended = False
-        try:
-            stream = self._factory(
-                device=self._device_key,
-                samplerate=self.device.samplerate,
-                channels=self.device.channels,
-                dtype="float32",
-                blocksize=self.device.block_frames,
-                latency="low",
-                callback=self._callback,
-                finished_callback=self._finished,
-            )
-        except Exception as err:
-            raise OutputError(f"cannot open audio device {self.device.name!r}: {err}") from err
-        try:
-            stream.start()
-        except Exception as err:
-            _close_quietly(stream)
-            raise OutputError(f"cannot start audio device {self.device.name!r}: {err}") from err
-        self.last_callback = time.monotonic()
         return stream
 
     def open(self) -> None:
@@ -212,15 +217,30 @@ class OutputStream:
             return "the audio stream is closed"
         if self._ended or not stream.active:
             return "the audio stream ended by itself (the device or the sound server went away)"
-        silent = time.monotonic() - self.last_callback
-        if silent > SILENT_LIMIT:
-            return f"the audio device stopped asking for audio ({silent:.1f} s without a call)"
-        return None
+        return self._limits.lost_reason(self.opened_at, self.last_callback, time.monotonic())
+
+    @property
+    def starting(self) -> bool:
+        """On its way up: opening in a thread, or open for less than `Limits.start_s` and
+        not judged lost. Audio it has not taken yet waits on a slow device, not a dead
+        one; the watcher, not a writer's stall timeout, judges it."""
+        now, limits = time.monotonic(), self._limits
+        if self.transitions():
+            return now - self._thread_since < limits.start_s
+        if self._stream is None or self._suspended or now - self.opened_at >= limits.start_s:
+            return False
+        return limits.silence(self.opened_at, self.last_callback, now) <= limits.silent_s
+
+    def has_run(self) -> bool:
+        """The current stream has called back since it started."""
+        stream = self._stream
+        return stream is not None and stream.active and self.last_callback >= self.opened_at
 
     def stuck_s(self) -> float:
         """Seconds the audio side has not answered: how long a start, stop or reopening
         has been running in its thread, or else how long a running stream has gone without
-        a callback; 0 while it is closed for idleness or between reopening attempts.
+        a callback (held against it as `recovery.Limits.silence` does: a starting stream is
+        not stuck); 0 while it is closed for idleness or between reopening attempts.
         PortAudio calls that never return (a sound server that hangs) show up here even
         after `watch` has given the stream up as lost."""
         now = time.monotonic()
@@ -229,7 +249,7 @@ class OutputStream:
         stream = self._stream
         if stream is None or self._suspended or self._ended or not stream.active:
             return 0.0
-        return now - self.last_callback
+        return max(0.0, self._limits.silence(self.opened_at, self.last_callback, now))
 
     def transitions(self) -> list[asyncio.Future[Any]]:
         """Starts, stops and reopenings still running in their threads."""
@@ -276,92 +296,19 @@ class OutputStream:
         finally:
             self._starting = None
 
-    async def watch(self) -> None:
-        """For the daemon's life: notice the device going away, and reopen it once it is
-        back (polling with backoff)."""
-        while True:
-            await asyncio.sleep(CHECK_INTERVAL)
-            if not self.device_state.lost:
-                reason = self.lost_reason()
-                if reason is None:
-                    continue
-                self.device_state.lose(reason)
-            for delay in backoff():
-                if await self._reopen():
-                    break
-                await asyncio.sleep(delay)
-
-    async def _reopen(self) -> bool:
-        """One attempt at reopening the lost device; True once it plays again."""
-        async with self._transition:
-            if transitions := self.transitions():
-                await asyncio.wait(transitions)
-            old, self._stream = self._stream, None
-            self._suspended = False
-            if not self.device_state.worth_waiting:
-                # Lost for longer than device_wait_s: what the ring holds belongs to
-                # utterances that failed for it, and must not play when the device is back.
-                # No callback runs (the stream is dead), so this side may drop it.
-                self._drain.reset()
-            # Seen by transitions(): nobody moves the ring's read position meanwhile.
-            self._thread_since = time.monotonic()
-            self._reopening = asyncio.ensure_future(asyncio.to_thread(self._fresh_stream, old))
-            try:
-                stream = await asyncio.shield(self._reopening)
-            except OutputError as err:
-                _LOGGER.debug("audio device still away: %s", err)
-                return False
-            self._stream = stream
-            self.device_state.regain()
-            return True
-
-    def _fresh_stream(self, old: Stream | None) -> Stream:
-        """In a worker thread: close the dead stream, have PortAudio look for devices
-        again (it must have no stream open for that), and open a new one."""
-        if old is not None:
-            _close_quietly(old)
-        try:
-            self._reinit()
-        except Exception as err:
-            raise OutputError(f"PortAudio could not be re-initialised: {err}") from err
-        if isinstance(self._device_key, int):
-            self._device_key = self.device.name
-        return self._new_stream()
-
-    async def stop_when_idle(self, busy: Callable[[], bool]) -> None:
-        """For the daemon's life: close the stream after idle_stop_ms without speech."""
-        limit = self._settings.idle_stop_ms / 1000
-        if limit <= 0:
-            return
-        quiet_since = time.monotonic()
-        while True:
-            await asyncio.sleep(min(limit, 0.5))
-            now = time.monotonic()
-            if busy() or not self._quiet():
-                quiet_since = now
-            elif now - quiet_since >= limit:
-                await self._suspend(busy, limit)
-
-    async def _suspend(self, busy: Callable[[], bool], limit: float) -> None:
-        async with self._transition:
-            stream = self._stream
-            if busy() or not self._quiet() or stream is None:
-                return
-            # Set first, so the stream is never neither running nor suspended.
-            self._suspended = True
-            # Shielded: a cancelled wait must not let aclose() run beside the thread.
-            self._thread_since = time.monotonic()
-            self._stopping = asyncio.ensure_future(asyncio.to_thread(_close_quietly, stream))
-            try:
-                await asyncio.shield(self._stopping)
-            finally:
-                self._stream = None
-            _LOGGER.debug("audio stream closed after %.1f s of silence", limit)
+    @property
+    def latency_ms(self) -> int:
+        """The open stream's latency as granted; 0 while none is open."""
+        stream = self._stream
+        if stream is None or self._suspended or self.transitions():
+            return 0
+        return round(stream.latency * 1000)
 
     def _quiet(self) -> bool:
         drain = self._drain
         return (
             self.running
+            and not self.device_state.lost  # the watcher judges a reopened stream first
             and self._starting is None
             and not drain.expecting
             and drain.ring.available() == 0
@@ -385,13 +332,4 @@ class OutputStream:
     def close(self) -> None:
         stream, self._stream = self._stream, None
         if stream is not None:
-            _close_quietly(stream)
-
-
-def _close_quietly(stream: Stream) -> None:
-    """Stop and close; a stream whose device went away may refuse both."""
-    try:
-        stream.stop()
-        stream.close()
-    except Exception as err:
-        _LOGGER.warning("closing the audio stream failed: %s", err)
+            close_quietly(stream)

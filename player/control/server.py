@@ -189,6 +189,7 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
                 errors=playback.counters.errors,
                 fallbacks=playback.counters.fallbacks,
                 resumed=playback.counters.resumed,
+                device_reopens=output.stream.device_state.reopens,
                 frames_played=output.frames_played,
             ),
             # While the device is away, why: that is what holds every utterance up.
@@ -201,6 +202,7 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
             callback=control_pb2.CallbackTiming(**dataclasses.asdict(timing)),
             chunk_latency=control_pb2.ChunkLatency(**dataclasses.asdict(latency)),
             cache=cache_rpc.stats(self._cache),
+            output_latency_ms=output.stream.latency_ms,
         )
 
     async def Events(

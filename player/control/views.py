@@ -36,6 +36,7 @@ def status_dict(status: control_pb2.Status) -> dict[str, object]:
         "channels": status.channels,
         "endpoint": status.endpoint,
         "stream": status.stream,
+        "output_latency_ms": status.output_latency_ms,
         "paused": status.paused,
         "counters": {
             "utterances": counters.utterances,
@@ -45,6 +46,7 @@ def status_dict(status: control_pb2.Status) -> dict[str, object]:
             "fallbacks": counters.fallbacks,
             "resumed": counters.resumed,
             "device_underruns": counters.device_underruns,
+            "device_reopens": counters.device_reopens,
         },
         "last_error": status.last_error,
         "callback_us": {

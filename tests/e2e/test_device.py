@@ -23,6 +23,7 @@ from tests.e2e.common import (
 )
 from tests.harness.daemon import Daemon, Daemons, run_cli, spawn_cli
 from tests.harness.pulse import PulseServer, Recorder
+from tests.harness.slow_sink import SlowToStart
 from tests.harness.tone_server import ToneServer
 
 AWAY_S = 3.0
@@ -136,6 +137,29 @@ async def test_an_utterance_fails_with_the_reason_when_the_device_stays_away(
     assert "not back within 1 s" in lines[0]
     own_pulse.restart()
     await until_status(daemon, "device_state", "ok")
+
+
+async def test_a_sink_slow_to_start_every_stream_plays_every_utterance_in_full(
+    own_pulse: PulseServer, own_daemons: Daemons, tone_server: ToneServer
+) -> None:
+    """A waking sink: the sound server freezes for 1.5 s whenever a stream appears. The
+    stream closes after 200 ms of silence, so each utterance opens a new one."""
+    with Recorder(own_pulse) as recorder, SlowToStart(own_pulse, 1.5) as slow:
+        daemon = await own_daemons.start(tone_server.address, KEY, audio={"idle_stop_ms": 200})
+        for turn in (1, 2):
+            await until_status(daemon, "stream", "idle")
+            await asyncio.to_thread(slow.wait_asleep)
+            start = recorder.sample_count()
+            result = await run_cli(daemon.config, daemon.env, "say", "--wait", SHORT)
+            assert result.returncode == 0, result.stderr + daemon.log
+            await asyncio.to_thread(slow.wait_frozen, turn + 1, TIMEOUT)  # the start-up's too
+            await record_until(
+                recorder, heard_and_quiet(len(SHORT) * MS_PER_CHAR / 1000 - 0.1, 0.2, since=start)
+            )
+    status = await status_of(daemon)
+    assert status["device_state"] == "ok", status
+    assert "audio device lost" not in daemon.log, daemon.log
+    assert "audio device back" not in daemon.log, daemon.log
 
 
 def _child_of(daemon: Daemon) -> int:

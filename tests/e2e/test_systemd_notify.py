@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from player.audio.stream import SILENT_LIMIT
+from player.audio.recovery import LIMITS
 from player.daemon import WEDGED_S
 from tests.e2e.common import KEY, TIMEOUT
 from tests.harness.daemon import Daemon, Daemons, clean_env, run_cli, write_config
@@ -139,10 +139,11 @@ async def test_a_wedged_audio_side_starves_the_watchdog(
 
     own_pulse.freeze()
     try:
-        # The callbacks stop at once, and SILENT_LIMIT later the watcher gives the device
-        # up and tries to reopen it, which hangs in PortAudio too; the pings stop once the
-        # audio side has not answered for WEDGED_S.
-        await listener.quiet_watchdog(within=SILENT_LIMIT + WEDGED_S + 10 * PING_S)
+        # The callbacks stop at once, and the watcher gives the device up once its stream
+        # has had its start-up bound and a silence over the limit, and tries to reopen
+        # it, which hangs in PortAudio too; the pings stop once the audio side has not
+        # answered for WEDGED_S.
+        await listener.quiet_watchdog(within=LIMITS.start_s + WEDGED_S + 10 * PING_S)
     finally:
         own_pulse.thaw()
     # Once the sound server answers again, so does the audio side, and the pings resume.

@@ -26,7 +26,9 @@ class FakeStream:
         self.callback: Callable[..., None] = kwargs["callback"]
         self.channels: int = kwargs["channels"]
         self.active = False
-        self.latency = 0.01
+        # What a sound server grants: the seconds asked for, or 10 ms for "low".
+        asked = kwargs.get("latency")
+        self.latency = asked if isinstance(asked, float) else 0.01
         # Set by start() and stop(), which the output may call from a worker thread.
         self.started = threading.Event()
         self.stopped = threading.Event()

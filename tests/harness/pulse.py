@@ -54,7 +54,7 @@ def _tail(path: Path, lines: int = 20) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _end_process(proc: subprocess.Popen[bytes]) -> None:
+def end_process(proc: subprocess.Popen[bytes]) -> None:
     """Terminate `proc`, kill it if it does not exit in time, and reap it."""
     if proc.poll() is None:
         proc.terminate()
@@ -213,7 +213,7 @@ class PulseServer:
     def stop(self) -> None:
         """Stop the server and remove its directory. Safe to call more than once."""
         if self._proc is not None:
-            _end_process(self._proc)
+            end_process(self._proc)
             self._proc = None
         if self._log is not None:
             self._log.close()
@@ -380,7 +380,7 @@ class Recorder:
     def stop(self) -> None:
         """Stop ``parec`` and join the reader thread. Safe to call more than once."""
         if self._proc is not None:
-            _end_process(self._proc)
+            end_process(self._proc)
         if self._thread is not None:
             self._thread.join(_STOP_TIMEOUT)
             if self._thread.is_alive():

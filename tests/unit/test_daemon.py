@@ -12,6 +12,7 @@ from player.daemon.serving import WEDGED_S, _ServiceStatus
 from player.speech.playback import Playback
 from player.speech.utterance import Utterance
 from player.synthesis.interface import CallResult, Piece, Sink
+from tests.harness import waiting
 from tests.harness.fake_stream import FakeStream, make_output
 
 TIMEOUT = 5.0
@@ -41,11 +42,7 @@ def speak(playback: Playback, text: str) -> Utterance:
 
 
 async def until(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(TIMEOUT):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.01)
+    await waiting.until(condition, TIMEOUT)
 
 
 async def play_out(stream: FakeStream, utterance: Utterance) -> None:
@@ -92,5 +89,7 @@ async def test_a_running_stream_without_callbacks_is_not_alive() -> None:
     status = _ServiceStatus(Playback(output, FakeSynthesis()))
     stream.pull(80)
     assert status.alive()
+    # As if it had got going long ago and fell silent since.
+    output.stream.opened_at -= 2 * WEDGED_S
     output.stream.last_callback -= WEDGED_S + 1
     assert not status.alive()

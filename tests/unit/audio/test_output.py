@@ -81,7 +81,11 @@ async def test_writer_waits_for_room_instead_of_growing():
 
 
 async def test_writer_gives_up_when_the_callback_stops():
-    output, _ = make_output(buffer_ms=200, prebuffer_ms=0)
+    output, (stream,) = make_output(buffer_ms=200, prebuffer_ms=0)
+    # It had got going and calls back no more from now on (a stream still starting may
+    # be slow, and one silent for long is the watcher's: a lost device).
+    output.stream.opened_at -= 60
+    stream.pull(80)
     output.begin_utterance()
     with pytest.raises(OutputError, match="stopped taking audio"):
         await asyncio.wait_for(output.write(ones(2000), stall_timeout=0.1), TIMEOUT)

@@ -1,11 +1,11 @@
-"""player.audio.recovery and the stream's watcher: a lost device is noticed, reported
-once, waited for (bounded), and reopened with the ring kept."""
+"""player.audio.recovery, player.audio.opening and the stream's watcher: a lost device is
+noticed, reported once, waited for (bounded), and reopened with the ring kept; a slow one
+is not lost; recovery backs off and never loops."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import threading
 import time
@@ -16,16 +16,28 @@ import numpy as np
 import pytest
 
 from player.audio.devices import DeviceInfo
+from player.audio.opening import START_TIMED_OUT, SetAside
 from player.audio.output import AudioOutput
-from player.audio.recovery import DeviceState, backoff
-from player.audio.stream import SILENT_LIMIT, OutputStream
+from player.audio.recovery import BACKOFF_MAX, DeviceState, Limits
+from player.audio.stream import OutputStream
 from player.config import AudioSettings
 from player.errors import OutputError
+from tests.harness import waiting
 from tests.harness.fake_stream import FakeStream
 
 TIMEOUT = 5.0
-"""Bound on every wait here: the watcher looks every 0.25 s and first retries after 0.5 s."""
+"""Bound on every wait here: the watcher looks every 0.05 s and first retries at once."""
 RATE = 8000
+LIMITS = Limits(start_s=1.0, silent_s=0.2, check_s=0.05)
+"""The daemon's are 5 s to start, 1 s of silence, a look every 0.25 s; the same rules
+hold at a tenth of the time."""
+
+
+class TimedOut(Exception):
+    """What sounddevice raises when PortAudio's ALSA backend gives up starting a stream."""
+
+    def __init__(self) -> None:
+        super().__init__("Error starting stream: Wait timed out", START_TIMED_OUT)
 
 
 class Device:
@@ -39,11 +51,42 @@ class Device:
         self.hanging: threading.Event | None = None
         """While set to an unset event, re-initialising PortAudio hangs on it, as it does
         when the sound server hangs."""
+        self.slow_starts = 0
+        """Starts still to time out, as PortAudio's do on a sink slower than 1 s to wake."""
+        self.touched_after_timeout: list[str] = []
 
     def factory(self, **kwargs: Any) -> FakeStream:
         if not self.present:
             raise ValueError("No output device matching 'fake'")
+        device = self
         stream = FakeStream(**kwargs)
+
+        class Started(FakeStream):
+            timed_out = False
+
+            def start(self) -> None:
+                if self.timed_out:
+                    device.touched_after_timeout.append("start")
+                if device.slow_starts:
+                    device.slow_starts -= 1
+                    self.timed_out = True
+                    # PortAudio's thread primes the device as the sink wakes, then ends.
+                    self.pull(80)
+                    self.kwargs["finished_callback"]()
+                    raise TimedOut
+                super().start()
+
+            def stop(self) -> None:
+                if self.timed_out:
+                    device.touched_after_timeout.append("stop")
+                super().stop()
+
+            def close(self) -> None:
+                if self.timed_out:
+                    device.touched_after_timeout.append("close")
+                super().close()
+
+        stream.__class__ = Started
         self.streams.append(stream)
         return stream
 
@@ -59,17 +102,28 @@ class Device:
         stream.active = False
         stream.kwargs["finished_callback"]()
 
+    async def running(self, output: AudioOutput) -> None:
+        """Play PortAudio's thread for the latest stream until the device is back."""
+        async with asyncio.timeout(TIMEOUT):
+            while output.stream.device_state.lost:
+                if self.streams and self.streams[-1].active:
+                    self.streams[-1].pull(80)
+                await asyncio.sleep(0.01)
+
 
 @contextlib.asynccontextmanager
-async def watched(**audio: Any) -> AsyncIterator[tuple[AudioOutput, Device]]:
-    """An output on a `Device` with these [audio] settings, its watcher running."""
+async def watched(slow_starts: int = 0, **audio: Any) -> AsyncIterator[tuple[AudioOutput, Device]]:
+    """An output on a `Device` with these [audio] settings, its watcher running; the first
+    ``slow_starts`` starts time out."""
     device = Device()
+    device.slow_starts = slow_starts
     settings = AudioSettings(samplerate=RATE, prebuffer_ms=0, device_wait_s=TIMEOUT, **audio)
     info = DeviceInfo("fake", RATE, 2, round(RATE * settings.block_ms / 1000))
     output = AudioOutput(settings, info, stream_factory=device.factory)
     output.stream = OutputStream(
-        settings, info, output.drain, output.telemetry, device.factory, device.reinit
-    )
+        settings, info, output.drain, output.telemetry, device.factory, device.reinit,
+        limits=LIMITS, set_aside=SetAside(),
+    )  # fmt: skip
     output.stream.open()
     watcher = asyncio.create_task(output.stream.watch())
     try:
@@ -87,11 +141,7 @@ async def rig() -> AsyncIterator[tuple[AudioOutput, Device]]:
 
 
 async def until(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(TIMEOUT):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.01)
+    await waiting.until(condition, TIMEOUT)
 
 
 def ones(n: int) -> np.ndarray:
@@ -107,8 +157,14 @@ async def write_while_lost_past_the_wait(output: AudioOutput, device: Device) ->
     await asyncio.wait_for(output.write(ones(16000), stall_timeout=0.1), TIMEOUT)
 
 
-def test_backoff_doubles_up_to_its_limit() -> None:
-    assert list(itertools.islice(backoff(0.5, 5.0), 6)) == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
+def test_attempts_back_off_and_go_on_backing_off_for_a_device_back_only_briefly() -> None:
+    state = DeviceState(wait_s=1.0)
+    state.lose("gone")
+    assert [state.next_attempt() for _ in range(7)] == [0.0, 0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
+    assert state.reopens == 7
+    state.regain()
+    state.lose("gone again")  # within STABLE_S of coming back: no fresh start
+    assert state.next_attempt() == BACKOFF_MAX
 
 
 async def test_a_lost_device_is_said_once_and_reopened_when_back(
@@ -124,7 +180,7 @@ async def test_a_lost_device_is_said_once_and_reopened_when_back(
     assert not output.stream.healthy
     await until(lambda: device.reinits >= 2)  # it keeps looking while the device is away
     device.present = True
-    await until(lambda: not state.lost)
+    await device.running(output)
     assert state.state == "ok"
     assert state.reason == ""
     assert output.stream.healthy
@@ -132,22 +188,119 @@ async def test_a_lost_device_is_said_once_and_reopened_when_back(
     messages = [r.getMessage() for r in caplog.records]
     assert sum("audio device lost" in m for m in messages) == 1
     assert sum("audio device back" in m for m in messages) == 1
+    assert state.reopens >= 3
+
+
+async def test_a_stream_slow_to_start_is_not_lost(
+    rig: tuple[AudioOutput, Device], caplog: pytest.LogCaptureFixture
+) -> None:
+    output, device = rig
+    caplog.set_level(logging.DEBUG, logger="player.audio")
+    # Three times the silence limit without a callback, still within the start-up bound.
+    await asyncio.sleep(3 * LIMITS.silent_s)
+    assert not output.stream.device_state.lost
+    assert output.stream.lost_reason() is None
+    assert output.stream.stuck_s() == 0.0
+    # A few calls, then a pause as long again while it settles: still not lost.
+    device.streams[0].pull(80)
+    await asyncio.sleep(1.5 * LIMITS.silent_s)
+    assert output.stream.lost_reason() is None
+    async with asyncio.timeout(TIMEOUT):  # then at its steady rate, past the bound
+        while time.monotonic() - output.stream.opened_at < 2 * LIMITS.start_s:
+            device.streams[0].pull(80)
+            await asyncio.sleep(0.01)
+    assert len(device.streams) == 1
+    assert not any("audio device" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_writer_waits_for_a_slow_stream_beyond_its_stall_timeout(
+    rig: tuple[AudioOutput, Device],
+) -> None:
+    output, device = rig
+    output.begin_utterance()
+    await output.write(ones(160), stall_timeout=1)
+    output.end_utterance()
+    waiting = asyncio.create_task(output.wait_position(160, stall_timeout=0.1))
+    await asyncio.sleep(3 * LIMITS.silent_s)  # no callback yet, still within start_s
+    assert not waiting.done()
+    device.streams[0].pull(80)
+    device.streams[0].pull(80)
+    await asyncio.wait_for(waiting, TIMEOUT)
+
+
+async def test_a_writer_fails_once_a_stream_that_never_starts_is_lost_for_good(
+    rig: tuple[AudioOutput, Device],
+) -> None:
+    output, device = rig
+    device.present = False  # reopening fails too
+    output.stream.device_state.wait_s = 0.3
+    output.begin_utterance()
+    await output.write(ones(160), stall_timeout=1)
+    with pytest.raises(OutputError, match="did not start within 1 s"):
+        await asyncio.wait_for(output.wait_position(160, stall_timeout=0.1), TIMEOUT)
+
+
+async def test_a_stream_that_never_starts_is_lost_and_reopening_it_backs_off(
+    rig: tuple[AudioOutput, Device], caplog: pytest.LogCaptureFixture
+) -> None:
+    output, device = rig
+    caplog.set_level(logging.INFO, logger="player.audio.recovery")
+    state = output.stream.device_state
+    await until(lambda: state.lost)
+    assert state.reason == f"the audio device did not start within {LIMITS.start_s:g} s"
+    # Every reopened stream is as slow: each gets the whole start-up bound, and the waits
+    # between attempts grow (0, 0.5, 1 s), so 2.5 s hold at most 3 attempts, not a loop.
+    await asyncio.sleep(2.5)
+    assert 2 <= state.reopens <= 3
+    assert len(device.streams) == 1 + state.reopens
+    assert state.lost
+    assert not any("audio device back" in r.getMessage() for r in caplog.records)
+    await device.running(output)  # the next one that calls back is the device back
+    assert sum("audio device back" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_a_start_that_times_out_is_set_aside_and_another_stream_plays() -> None:
+    async with watched(slow_starts=1) as (output, device):
+        first, second = device.streams
+        assert output.stream.running
+        # The timed-out stream's late callback and end touched neither the ring nor state.
+        output.begin_utterance()
+        await output.write(ones(400), stall_timeout=1)
+        assert not first.pull(80).any()
+        first.kwargs["finished_callback"]()
+        assert (second.pull(80) == 0.5).all()
+        assert output.stream.lost_reason() is None
+        device.pull_out()  # the device goes away later: no PortAudio re-initialisation
+        await until(lambda: output.stream.device_state.reopens >= 2)
+        assert device.reinits == 0
+    assert device.touched_after_timeout == []  # never stopped, closed or started again
+
+
+async def test_a_device_that_never_starts_in_time_fails_the_open() -> None:
+    with pytest.raises(OutputError, match=r"did not start within 1 s: .*Wait timed out"):
+        async with watched(slow_starts=10**9):
+            pass
 
 
 async def test_a_stream_that_stops_calling_back_counts_as_lost(
     rig: tuple[AudioOutput, Device], caplog: pytest.LogCaptureFixture
 ) -> None:
-    _, device = rig
+    output, device = rig
     caplog.set_level(logging.DEBUG, logger="player.audio.recovery")
-    # A hung sound server: the stream stays "active" but nobody pulls from it. The
-    # device itself is still there, so it is reopened at once.
-    started = time.monotonic()
+    # A hung sound server: the stream stays "active" but nobody pulls from it once it has
+    # got going. The device itself is still there, so it is reopened at once.
+    async with asyncio.timeout(TIMEOUT):
+        while time.monotonic() - output.stream.opened_at < LIMITS.start_s:
+            device.streams[0].pull(80)
+            await asyncio.sleep(0.01)
+    stopped = time.monotonic()
     await until(lambda: len(device.streams) == 2)
-    assert time.monotonic() - started >= SILENT_LIMIT
+    assert time.monotonic() - stopped >= LIMITS.silent_s
     lost = [r for r in caplog.records if "audio device lost" in r.getMessage()]
     assert "stopped asking for audio" in lost[0].getMessage()
     assert lost[0].levelno == logging.WARNING
-    # Silent again: lost again, but said at debug level only.
+    await device.running(output)
+    # Silent again once it has got going: lost again, but said at debug level only.
     await until(lambda: len(device.streams) == 3)
     lost = [r for r in caplog.records if "audio device lost" in r.getMessage()]
     assert [r.levelno for r in lost] == [logging.WARNING, logging.DEBUG]
@@ -169,6 +322,7 @@ async def test_audio_queued_when_the_device_went_away_plays_on_once_it_is_back(
     device.present = True
     await until(lambda: len(device.streams) == 2)
     stream = device.streams[-1]
+    assert output.stream.device_state.lost  # until the new stream has called back
     # Goes on from the first frame the old stream had not taken.
     assert output.ring.read_pos == 80
     async with asyncio.timeout(TIMEOUT):
@@ -195,6 +349,7 @@ async def test_an_utterance_waits_for_the_device_before_it_starts(
     await asyncio.sleep(0.5)
     assert not preparing.done()
     device.present = True
+    await device.running(output)
     await asyncio.wait_for(preparing, TIMEOUT)
     assert output.stream.healthy
 
@@ -229,8 +384,8 @@ async def idle_then_lost_at_wake(output: AudioOutput, device: Device) -> None:
         await until(lambda: output.stream.device_state.lost)
         assert "cannot open audio device" in output.stream.device_state.reason
         device.present = True
-        await until(lambda: not output.stream.device_state.lost)
-        assert len(device.streams) == 2  # (closed again since, for idleness)
+        await device.running(output)
+        assert len(device.streams) == 2
     finally:
         idle.cancel()
         await asyncio.gather(idle, return_exceptions=True)
@@ -244,7 +399,7 @@ async def test_audio_of_utterances_failed_for_the_device_does_not_play_when_it_i
         await write_while_lost_past_the_wait(output, device)
     output.end_utterance()
     device.present = True
-    await until(lambda: not output.stream.device_state.lost)
+    await until(lambda: len(device.streams) == 2)
     assert output.ring.available() == 0
     assert not device.streams[-1].pull(80).any()
 
@@ -256,21 +411,21 @@ async def test_stuck_counts_a_silent_stream_and_a_reopening_that_hangs() -> None
     async with watched() as (output, device):
         stream = output.stream
         device.streams[-1].pull(80)
-        assert stream.stuck_s() < SILENT_LIMIT
+        assert stream.stuck_s() < LIMITS.silent_s
         device.hanging = hang
         try:
             # No callback from now on: silent, then lost, then a reopening that hangs.
-            await until(lambda: stream.device_state.lost and stream.stuck_s() > SILENT_LIMIT)
+            await until(lambda: stream.device_state.lost and stream.stuck_s() > LIMITS.silent_s)
             assert stream.transitions(), "the watcher should be reopening by now"
         finally:
             hang.set()
-        await until(lambda: not stream.device_state.lost)
-        assert stream.stuck_s() < SILENT_LIMIT
+        await device.running(output)
+        assert stream.stuck_s() < LIMITS.silent_s
 
 
 async def test_a_stream_closed_for_idleness_is_not_stuck() -> None:
     async with watched() as (output, device):
-        output.stream.last_callback = time.monotonic() - 10 * SILENT_LIMIT
+        output.stream.last_callback = time.monotonic() - 10 * LIMITS.start_s
         device.streams[-1].close()
         output.stream.close()
         assert output.stream.stuck_s() == 0.0

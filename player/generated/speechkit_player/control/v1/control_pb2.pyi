@@ -212,6 +212,7 @@ class Counters(_message.Message):
     FALLBACKS_FIELD_NUMBER: _builtins.int
     DEVICE_UNDERRUNS_FIELD_NUMBER: _builtins.int
     RESUMED_FIELD_NUMBER: _builtins.int
+    DEVICE_REOPENS_FIELD_NUMBER: _builtins.int
     utterances: _builtins.int
     underruns: _builtins.int
     errors: _builtins.int
@@ -226,6 +227,8 @@ class Counters(_message.Message):
     """Utterances whose synthesis call broke off with a transient error and that were
     resumed by a new call (or finished by the local synthesizer).
     """
+    device_reopens: _builtins.int
+    """Attempts at reopening a lost output device (they back off: see device_state)."""
     def __init__(
         self,
         *,
@@ -236,10 +239,11 @@ class Counters(_message.Message):
         fallbacks: _builtins.int = ...,
         device_underruns: _builtins.int = ...,
         resumed: _builtins.int = ...,
+        device_reopens: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_underruns", b"device_underruns", "errors", b"errors", "fallbacks", b"fallbacks", "frames_played", b"frames_played", "resumed", b"resumed", "underruns", b"underruns", "utterances", b"utterances"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_reopens", b"device_reopens", "device_underruns", b"device_underruns", "errors", b"errors", "fallbacks", b"fallbacks", "frames_played", b"frames_played", "resumed", b"resumed", "underruns", b"underruns", "utterances", b"utterances"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -263,6 +267,7 @@ class Status(_message.Message):
     PAUSED_FIELD_NUMBER: _builtins.int
     DEVICE_STATE_FIELD_NUMBER: _builtins.int
     CACHE_FIELD_NUMBER: _builtins.int
+    OUTPUT_LATENCY_MS_FIELD_NUMBER: _builtins.int
     state: _builtins.str
     """"playing" or "idle"."""
     queue_length: _builtins.int
@@ -281,6 +286,11 @@ class Status(_message.Message):
     device_state: _builtins.str
     """The output device: "ok", or "lost" (gone or failing; the daemon reopens it when it
     comes back, and `last_error` says why it was lost).
+    """
+    output_latency_ms: _builtins.int
+    """The output stream's latency as the sound server granted it, in milliseconds: raised
+    (doubling, bounded) when the device keeps running dry, lowered again after a quiet
+    period; 0 while no stream is open.
     """
     @_builtins.property
     def counters(self) -> Global___Counters: ...
@@ -309,10 +319,11 @@ class Status(_message.Message):
         paused: _builtins.bool = ...,
         device_state: _builtins.str = ...,
         cache: Global___CacheStats | None = ...,
+        output_latency_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "callback", b"callback", "chunk_latency", b"chunk_latency", "counters", b"counters"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "callback", b"callback", "channels", b"channels", "chunk_latency", b"chunk_latency", "counters", b"counters", "device", b"device", "device_state", b"device_state", "endpoint", b"endpoint", "last_error", b"last_error", "paused", b"paused", "queue_length", b"queue_length", "sample_rate", b"sample_rate", "state", b"state", "stream", b"stream"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "callback", b"callback", "channels", b"channels", "chunk_latency", b"chunk_latency", "counters", b"counters", "device", b"device", "device_state", b"device_state", "endpoint", b"endpoint", "last_error", b"last_error", "output_latency_ms", b"output_latency_ms", "paused", b"paused", "queue_length", b"queue_length", "sample_rate", b"sample_rate", "state", b"state", "stream", b"stream"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
