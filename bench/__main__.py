@@ -26,6 +26,8 @@ from bench.report import (
     DRIFTING,
     JITTERY,
     LOCAL,
+    LONG_SLOW,
+    NEW_USER,
     PER_SENTENCE,
     PIPER,
     STALLING,
@@ -52,21 +54,45 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 STEP_S, STALL_S = 0.08, 0.3
 """The drift's random-walk step and the stall's length, in seconds."""
+WANDER_S, PAUSE_S = 0.12, (0.05, 0.15)
+"""The new-user server's per-chunk offset, early or late (uniform +/-), and the range of
+its pause before each sentence, in seconds."""
+UNEVEN_CHUNKS = (3201, 9601, 6401)
+"""The new-user server's chunk sizes, cycled: 33, 100 and 67 ms at 48 kHz, three-fold apart."""
+LONG_REPEATS, LONG_REALTIME, LONG_WANDER_S = 3, 1.05, 0.05
+"""Row 5g speaks the text this many times over, from a server this much faster than real
+time, each chunk early or late by up to this many seconds: barely ahead, it wins back
+little of any delay."""
 
 
 def patterns(expected_s: float) -> dict[str, ToneScript]:
     """Row 5's bursty servers, one pattern each, all at SCRIPT's 1.2x real time and
     first-chunk delay. Only 5a keeps SCRIPT's jitter (it is SCRIPT, as row 3a), so a gap
     in 5b-5d is that pattern's own. 5e is the contrast: a steady server at 5x real time,
-    which the jitter buffer must start as early as a fixed prebuffer did."""
+    which the jitter buffer must start as early as a fixed prebuffer did. 5f is a server
+    none of those model, as a new user met it: every chunk early or late by its own
+    offset, chunk sizes three-fold apart, a short pause before each sentence. 5g is that
+    server barely faster than real time, on a long text (`long_text`), without the pauses:
+    nine of them would eat its whole 5 % lead, and no buffer keeps a source that slow
+    gapless."""
     plain = replace(SCRIPT, jitter=0.0)
+    new_user = replace(SCRIPT, jitter=WANDER_S, chunk_bytes=UNEVEN_CHUNKS, piece_pause_s=PAUSE_S)
     return {
         JITTERY: SCRIPT,
         DRIFTING: replace(plain, drift=STEP_S),
         PER_SENTENCE: replace(plain, per_piece_delay=True),
         STALLING: replace(plain, stall_at_s=expected_s / 2, stall_for_s=STALL_S),
         STEADY: replace(plain, realtime_factor=5.0),
+        NEW_USER: new_user,
+        LONG_SLOW: replace(
+            new_user, realtime_factor=LONG_REALTIME, jitter=LONG_WANDER_S, piece_pause_s=(0, 0)
+        ),
     }
+
+
+def long_text(text: str) -> str:
+    """What row 5g speaks: ``text`` over and over."""
+    return " ".join([text] * LONG_REPEATS)
 
 
 Go = Callable[[], Awaitable[float]]
@@ -169,6 +195,9 @@ async def cloud_contenders(bench: Bench, runs: int) -> list[Run]:
     api_starts: list[float] = []
     wire_ms: list[float] = []
     bursty = patterns(bench.expected_s)
+    # Each row's text and the sound to wait for: all but 5g speak the bench text.
+    texts = {name: text for name in bursty} | {LONG_SLOW: long_text(text)}
+    min_sound = {LONG_SLOW: 0.8 * LONG_REPEATS * bench.expected_s}
     for i in range(runs):
         contenders: list[tuple[str, Go, Daemon | None, ToneScript]] = [
             ("1. seed: collect, WAV, play", in_thread(seed_way, address, text), None, SCRIPT),
@@ -177,7 +206,7 @@ async def cloud_contenders(bench: Bench, runs: int) -> list[Run]:
             ("3a. daemon, control API", daemon_api(daemon, text, api_starts), daemon, SCRIPT),
             ("3b. daemon, CLI say", daemon_cli(daemon, text), daemon, SCRIPT),
             (CACHED, daemon_api(cached, text), cached, SCRIPT),
-            *((name, daemon_api(daemon, text), daemon, script)
+            *((name, daemon_api(daemon, texts[name]), daemon, script)
               for name, script in bursty.items()),
         ]  # fmt: skip
         for name, go, owner, script in contenders:
@@ -187,7 +216,7 @@ async def cloud_contenders(bench: Bench, runs: int) -> list[Run]:
             tone.script = script  # a call keeps the script it started with
             delay = 0.0 if name == CACHED else FIRST_CHUNK_DELAY
             try:
-                run = await bench.timed(name, delay, go, owner)
+                run = await bench.timed(name, delay, go, owner, min_sound.get(name, 0.0))
             finally:
                 tone.script = SCRIPT
             if name == CACHED and len(tone.calls) != calls:
@@ -369,6 +398,11 @@ async def run(runs: int, out: Path, text: str) -> None:
                 PER_SENTENCE: f"jitter_s 0, first_chunk_delay_s {FIRST_CHUNK_DELAY} per piece",
                 STALLING: f"jitter_s 0, stall_s {STALL_S} at audio s {bench.expected_s / 2:.2f}",
                 STEADY: "jitter_s 0, realtime 5",
+                NEW_USER: f"jitter_s {WANDER_S} (each chunk early or late), chunk_bytes "
+                f"{UNEVEN_CHUNKS} cycled, a pause of {PAUSE_S[0]}-{PAUSE_S[1]} s before each "
+                "sentence after the first",
+                LONG_SLOW: f"as {NEW_USER[:3]} but jitter_s {LONG_WANDER_S}, no pause before a "
+                f"sentence, realtime {LONG_REALTIME}, the text {LONG_REPEATS} times over",
             },
         },
         "contenders": table,

@@ -12,6 +12,10 @@ LOCAL, PIPER = "4a. daemon + local Piper", "4b. piper --output-raw | aplay"
 JITTERY, DRIFTING = "5a. daemon, jitter +/-80 ms", "5b. daemon, drifting delays"
 PER_SENTENCE, STALLING = "5c. daemon, delay per sentence", "5d. daemon, 300 ms stall"
 STEADY = "5e. daemon, steady 5x"
+NEW_USER = "5f. daemon, new-user server"
+LONG_SLOW = "5g. daemon, long text at 1.05x"
+PATTERN_ROWS = (JITTERY, DRIFTING, PER_SENTENCE, STALLING, STEADY, NEW_USER, LONG_SLOW)
+"""Row 5: the daemon against one server pattern each, every one judged on its gaps."""
 CACHED = "3c. daemon, phrase cache"
 STEADY_FIRST_ADDS_MS = 75.0
 """Milliseconds: the most the daemon may add to a steady 5x server's first chunk. The
@@ -87,7 +91,7 @@ def targets(table: dict[str, dict[str, Any]], extra: dict[str, Any]) -> list[dic
     rows += [
         (f"{name}: no gap over 10 ms", worst(name, "gaps"), "gaps in the worst run",
          worst(name, "gaps") == 0, "")
-        for name in (JITTERY, DRIFTING, PER_SENTENCE, STALLING, STEADY)
+        for name in PATTERN_ROWS
     ]  # fmt: skip
     natural = m(llm.WHOLE, "longest_gap_ms")
     worst_pauses = [worst(name, "longest_gap_ms") for name in (llm.STREAMED, llm.WHOLE)]

@@ -34,8 +34,12 @@ class AudioOutput:
         settings: AudioSettings,
         device: DeviceInfo,
         stream_factory: StreamFactory = sounddevice_stream,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.device = device
+        # Seconds, monotonic; the event loop's own clock is the one for timers. A test
+        # replaying arrival schedules in simulated time passes both.
+        self._clock = clock
         self._settings = settings
         rate = device.samplerate
         self.ring = RingBuffer(max(device.block_frames * 2, rate * settings.buffer_ms // 1000))
@@ -62,7 +66,7 @@ class AudioOutput:
         if self.ring.available() == 0:
             self.drain.gate_open = False
         self._cancel_gate_timer()
-        self.jitter.begin(time.monotonic())
+        self.jitter.begin(self._clock())
         self.drain.released = self._holds_seen = self.drain.holds  # a cut one's hold is over
         self.drain.expecting = True
 
@@ -84,7 +88,7 @@ class AudioOutput:
         if self._holds_seen != self.drain.holds:
             self._holds_seen = self.drain.holds
             self.jitter.ran_dry()  # the callback ran dry since the last chunk
-        self.jitter.arrived(time.monotonic(), len(frames))
+        self.jitter.arrived(self._clock(), len(frames))
         done = ring.write(frames)
         self._maybe_open_gate()
         while done < len(frames):
@@ -172,9 +176,9 @@ class AudioOutput:
         target = self._cut_seq
         drain.cuts = add_cut(drain.cuts, Cut(ring.read_pos, end, target), ring.read_pos)
         period = self.device.block_frames / self.device.samplerate
-        deadline = time.monotonic() + wait_limit
+        deadline = self._clock() + wait_limit
         while drain.cut_done != target:
-            if time.monotonic() >= deadline:
+            if self._clock() >= deadline:
                 return False
             await asyncio.sleep(period / 2)
         return True
@@ -215,10 +219,10 @@ class AudioOutput:
         utterance would cost more CPU than playing it."""
         rate = self.device.samplerate
         period = self.device.block_frames / rate
-        last, since = self.ring.read_pos, time.monotonic()
+        last, since = self.ring.read_pos, self._clock()
         while (frames := short()) > 0:
             await asyncio.sleep(min(max(period, frames / rate), MAX_NAP))
-            now = time.monotonic()
+            now = self._clock()
             if self.ring.read_pos != last:
                 last, since = self.ring.read_pos, now
             elif self.drain.paused or self.stream.waiting_for_device or self.stream.starting:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.llm import STREAMED, WHOLE
-from bench.report import CACHED, DRIFTING, JITTERY, LOCAL, PER_SENTENCE, STALLING, STEADY
+from bench.report import CACHED, LOCAL, LONG_SLOW, NEW_USER, PATTERN_ROWS
 from tests.e2e.common import BENCH_STOP_TIMEOUT, run_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,10 +34,11 @@ def test_bench_runs_once_and_writes_its_report(tmp_path: Path) -> None:
     assert set(report) == {"text", "server", "contenders", "targets", "runs"}
     assert report["text"] == TEXT
     assert report["contenders"][API]["runs"] == 1
-    for row in (CACHED, JITTERY, DRIFTING, PER_SENTENCE, STALLING, STEADY, STREAMED):
+    for row in (CACHED, *PATTERN_ROWS, STREAMED):
         assert row in result.stdout
         assert report["contenders"][row]["runs"] == 1
         assert any(goal["target"].startswith(row) for goal in report["targets"])
     assert report["contenders"][WHOLE]["runs"] == 1
+    assert {NEW_USER, LONG_SLOW} <= set(report["server"]["patterns"])
     assert all({"target", "value", "met"} <= set(goal) for goal in report["targets"])
     assert (out / "timeline.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -55,7 +56,10 @@ class FakeStream:
 
 
 def make_output(
-    rate: int = 8000, channels: int = 2, **audio: Any
+    rate: int = 8000,
+    channels: int = 2,
+    clock: Callable[[], float] = time.monotonic,
+    **audio: Any,
 ) -> tuple[AudioOutput, list[FakeStream]]:
     streams: list[FakeStream] = []
 
@@ -66,6 +70,6 @@ def make_output(
 
     settings = AudioSettings(samplerate=rate, **audio)
     device = DeviceInfo("fake", rate, channels, round(rate * settings.block_ms / 1000))
-    output = AudioOutput(settings, device, stream_factory=factory)
+    output = AudioOutput(settings, device, stream_factory=factory, clock=clock)
     output.stream.open()
     return output, streams

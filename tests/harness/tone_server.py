@@ -78,6 +78,9 @@ class ToneScript:
     per_piece_delay: bool = False
     """Every piece, not just the first, waits `first_chunk_delay` for its first chunk,
     counted from when the audio before it was due (or its arrival, if later)."""
+    piece_pause_s: tuple[float, float] = (0.0, 0.0)
+    """Seconds (low, high): every piece after the first waits a uniform draw from this
+    range before its first chunk, counted like `per_piece_delay`'s wait; (0, 0) = off."""
     stall_at_s: float | None = None
     """Audio seconds into the call at which the sender pauses `stall_for_s` once, then
     catches up with its schedule; None = off. A pacing pattern, unlike `stall_after_bytes`."""
@@ -114,6 +117,21 @@ class ToneScript:
     """If set, what `authorization` is accepted, instead of `api_key` and `iam_token`:
     say, a `tests.harness.iam_server.BearerCheck` of tokens that expire or are revoked."""
     voices: frozenset[str] = limits.VOICES
+
+
+def script_pacer(script: ToneScript, rng: random.Random) -> Pacer:
+    """The pacing `script` asks for, drawing its delays from `rng`."""
+    return Pacer(
+        script.first_chunk_delay,
+        script.realtime_factor,
+        script.jitter,
+        rng,
+        drift=script.drift,
+        per_piece_delay=script.per_piece_delay,
+        stall_at_s=script.stall_at_s,
+        stall_for_s=script.stall_for_s,
+        piece_pause_s=script.piece_pause_s,
+    )
 
 
 @dataclass
@@ -161,16 +179,7 @@ class _Call:
         self._pieces: asyncio.Queue[tuple[str, float] | None] = asyncio.Queue()
         self._held: list[str] = []  # text waiting for a force (hold_until_force)
         self._chunker = Chunker(script.chunk_bytes)
-        self._pacer = Pacer(
-            script.first_chunk_delay,
-            script.realtime_factor,
-            script.jitter,
-            rng,
-            drift=script.drift,
-            per_piece_delay=script.per_piece_delay,
-            stall_at_s=script.stall_at_s,
-            stall_for_s=script.stall_for_s,
-        )
+        self._pacer = script_pacer(script, rng)
         self._rate = 0
         self._tone: ToneGenerator | None = None
         self._produced = 0  # samples of tone taken, over all pitches

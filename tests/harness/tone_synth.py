@@ -96,6 +96,11 @@ class Pacer:
       from when the audio before it was due (or from its arrival, if later), as a service
       does that synthesizes sentence by sentence. Unlike the other patterns this one shifts
       the rest of the call later: each piece adds one delay.
+    - `piece_pause_s` (low, high): every piece after the first waits a uniform draw from
+      this range, counted like `per_piece_delay`'s wait: a service that pauses briefly
+      before each sentence, far less than its first-chunk delay. It too shifts the rest
+      of the call later. With `jitter` (independent early and late offsets per chunk) and
+      a `Chunker` cycle of sizes two to three times apart, it is a new user's bursty server.
     - `stall_at_s`: the first chunk that ends past this audio time (s into the call) goes out
       `stall_for_s` after it was due (once); the chunks that fell due meanwhile follow at
       once, so the call is back on its schedule after a burst.
@@ -112,9 +117,12 @@ class Pacer:
         per_piece_delay: bool = False,
         stall_at_s: float | None = None,
         stall_for_s: float = 0.3,
+        piece_pause_s: tuple[float, float] = (0.0, 0.0),
     ) -> None:
         if drift < 0 or stall_for_s < 0:
             raise ValueError(f"drift and stall_for_s must be >= 0, got {drift}, {stall_for_s}")
+        if not 0 <= piece_pause_s[0] <= piece_pause_s[1]:
+            raise ValueError(f"piece_pause_s must be 0 <= low <= high, got {piece_pause_s}")
         self._first_chunk_delay = first_chunk_delay
         self._factor = realtime_factor
         self._jitter = jitter
@@ -123,6 +131,7 @@ class Pacer:
         self._per_piece_delay = per_piece_delay
         self._stall_at = stall_at_s
         self._stall_for = stall_for_s
+        self._piece_pause = piece_pause_s
         self._origin: float | None = None
         self._previous = -math.inf
         self._lateness = 0.0
@@ -132,12 +141,16 @@ class Pacer:
         if self._origin is None:
             self._origin = arrived_at + self._first_chunk_delay
             return
+        pauses = self._piece_pause[1] > 0
         if self._factor > 0:
             self._origin = max(self._origin, arrived_at - audio_start / self._factor)
-        elif self._per_piece_delay:
+        elif self._per_piece_delay or pauses:
             self._origin = max(self._origin, arrived_at)
         if self._per_piece_delay:
             self._origin += self._first_chunk_delay
+        if pauses:
+            # Drawn only when on, so a script without pauses keeps its seed's draws.
+            self._origin += self._rng.uniform(*self._piece_pause)
 
     def due(self, audio_end: float) -> float:
         """When the chunk ending at audio time `audio_end` (s) may be sent."""

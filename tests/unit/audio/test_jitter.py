@@ -5,7 +5,7 @@ import random
 import pytest
 
 from player.audio.jitter import (
-    REFILL_GROWTH,
+    REFILL_SILENCE_S,
     SHORT_SENTENCE_S,
     SPREAD_FACTOR,
     WAIT_FACTOR,
@@ -28,16 +28,17 @@ def feed(
     chunks: int,
     lateness: list[float] | None = None,
     origin: float = 0.0,
-) -> None:
+) -> tuple[float, int]:
     """``chunks`` chunks from a source producing ``realtime`` x real time from ``origin``
     (s), each sent when its last frame is produced, plus its ``lateness`` (s), never
-    before the one before."""
+    before the one before. Returns the last arrival time and the frames fed."""
     produced, previous = 0, 0.0
     for i in range(chunks):
         produced += CHUNKS[i % len(CHUNKS)]
         at = origin + produced / RATE / realtime + (lateness[i] if lateness else 0.0)
         previous = max(previous, at)
         est.arrived(previous, CHUNKS[i % len(CHUNKS)])
+    return previous, produced
 
 
 def test_a_fast_steady_source_needs_only_the_floor():
@@ -98,16 +99,40 @@ def test_delays_that_pile_up_ask_for_more_than_the_bursty_amount():
     assert est.need() > BURSTY
 
 
-def test_each_dry_spell_grows_the_refill_up_to_the_most():
+def test_a_refill_after_a_dry_spell_is_bounded_by_the_silence_it_costs():
+    rng = random.Random(2)
+    est = estimate()
+    est.arrived(0.0, 2400)  # the first chunk
+    _, before = feed(est, 1.2, 20, [0.03 * i for i in range(20)], origin=0.05)
+    assert est.need() > BURSTY  # bursty, and asking for more than BURSTY
+    est.ran_dry()
+    last, after = feed(est, 1.2, 40, [rng.uniform(0, 0.16) for _ in range(40)], origin=1.0)
+    assert est.bursty  # just as bursty after it
+    # What the source makes in REFILL_SILENCE_S at the rate it kept up since its first
+    # chunk, not 1.5x the whole bursty amount: at about real time, 150 ms.
+    kept_up_per_audio_s = last / ((before + after) / RATE)
+    assert est.need() == pytest.approx(REFILL_SILENCE_S / kept_up_per_audio_s * RATE, abs=2)
+    assert est.need() < BURSTY
+
+
+def test_refills_do_not_grow_with_each_dry_spell():
+    est = estimate()
+    feed(est, 1.2, 20, [0.03 * i for i in range(20)])
+    needs = []
+    for spell in range(4):
+        est.ran_dry()
+        feed(est, 1.2, 20, [0.03 * i for i in range(20)], origin=1.0 + spell)
+        needs.append(est.need())
+    assert min(needs) >= FLOOR
+    assert max(needs) < BURSTY
+
+
+def test_a_refill_from_a_steady_source_is_the_floor():
     est = estimate()
     feed(est, 5.0, 4)
     est.ran_dry()
-    assert est.need() == round(FLOOR * REFILL_GROWTH)
-    est.ran_dry()
-    assert est.need() == round(FLOOR * REFILL_GROWTH**2)
-    for _ in range(20):
-        est.ran_dry()
-    assert est.need() == MOST
+    feed(est, 5.0, 8, origin=0.5)
+    assert est.need() == FLOOR
 
 
 def test_after_a_dry_spell_the_arrivals_that_follow_are_judged_afresh():
@@ -118,7 +143,7 @@ def test_after_a_dry_spell_the_arrivals_that_follow_are_judged_afresh():
     for _ in range(5):
         est.arrived(10.0, 4800)  # the next sentence, in one burst
     assert not est.bursty
-    assert est.need() == round(FLOOR * REFILL_GROWTH)
+    assert est.need() == FLOOR
 
 
 def test_a_new_utterance_starts_from_a_clean_slate():
@@ -137,3 +162,27 @@ def test_one_burst_is_steady():
         est.arrived(1.0, 4800)  # a whole sentence at once, as a local voice sends it
     assert not est.bursty
     assert est.need() == FLOOR
+
+
+def test_a_burst_after_a_slow_first_chunk_is_not_taken_for_a_fast_source():
+    est = estimate()
+    est.begin(0.0)
+    for size in (3500, 1400, 2200, 1600):  # 181 ms, all let go at once after 365 ms
+        est.arrived(0.365, size)
+    assert not est.bursty  # nothing to judge the spread on yet
+    # A burst says its chunks were held back, not that the source is fast: until the
+    # arrivals show a rate, the source may need its first-chunk delay again.
+    assert est.need() == pytest.approx(0.365 * RATE, abs=1)
+
+
+def test_two_chunks_that_came_early_are_not_a_rate():
+    est = estimate()
+    est.begin(0.0)
+    est.arrived(0.200, 1600)  # 33 ms, as soon as it could go
+    est.arrived(0.216, 4800)  # 100 ms, due at 0.31 but 94 ms early
+    # One interval would make a 6x source of it, that wins its first-chunk delay back;
+    # the time since the request says 1.6x, that cannot.
+    assert est.need() == pytest.approx(0.200 * RATE, abs=1)
+    est.arrived(0.342, 3200)  # the third is on time: now the spread shows
+    assert est.bursty
+    assert est.need() >= BURSTY

@@ -635,9 +635,17 @@ def schedule(pacer: Pacer, chunk_s: float, chunks: int, first_end: float = 0.0) 
 def test_new_patterns_are_off_by_default() -> None:
     script = ToneScript()
     assert (script.drift, script.per_piece_delay, script.stall_at_s) == (0.0, False, None)
+    assert script.piece_pause_s == (0.0, 0.0)
     plain = Pacer(0.2, 1.2, 0.08, random.Random(7))
     explicit = Pacer(
-        0.2, 1.2, 0.08, random.Random(7), drift=0.0, per_piece_delay=False, stall_at_s=None
+        0.2,
+        1.2,
+        0.08,
+        random.Random(7),
+        drift=0.0,
+        per_piece_delay=False,
+        stall_at_s=None,
+        piece_pause_s=(0.0, 0.0),
     )
     for pacer in (plain, explicit):
         pacer.piece_arrived(1.0, 0.0)
@@ -714,6 +722,31 @@ def test_per_piece_delay_as_fast_as_possible() -> None:
     assert pacer.due(2.0) == pytest.approx(10.4)
     pacer.piece_arrived(11.0, 2.0)
     assert pacer.due(3.0) == pytest.approx(11.2)
+
+
+def test_piece_pause_waits_a_short_draw_before_each_later_piece() -> None:
+    delay, factor, chunk_s = 0.2, 1.2, 0.25
+    pacer = Pacer(delay, factor, 0.0, random.Random(5), piece_pause_s=(0.05, 0.15))
+    pacer.piece_arrived(10.0, 0.0)  # the first piece waits the first-chunk delay only
+    first = schedule(pacer, chunk_s, 4)  # audio 0-1 s
+    assert first == pytest.approx([10.0 + delay + (k + 1) * chunk_s / factor for k in range(4)])
+    draws = random.Random(5)
+    for piece in (1, 2):
+        pacer.piece_arrived(10.0, float(piece))  # long before its audio is due
+        pause = draws.uniform(0.05, 0.15)
+        assert 0.05 <= pause <= 0.15
+        times = schedule(pacer, chunk_s, 4, first_end=float(piece))
+        assert times[0] == pytest.approx(first[-1] + pause + chunk_s / factor)
+        assert [b - a for a, b in itertools.pairwise(times)] == pytest.approx(
+            [chunk_s / factor] * 3
+        )  # within a piece: real-time factor unchanged
+        first = times
+    late = Pacer(delay, 0.0, 0.0, random.Random(5), piece_pause_s=(0.1, 0.1))
+    late.piece_arrived(10.0, 0.0)
+    late.piece_arrived(11.0, 1.0)  # as fast as possible: the pause counts from arrival
+    assert late.due(2.0) == pytest.approx(11.1)
+    with pytest.raises(ValueError, match="piece_pause_s"):
+        Pacer(delay, factor, 0.0, random.Random(5), piece_pause_s=(0.2, 0.1))
 
 
 def test_stall_pauses_once_then_catches_up_with_the_schedule() -> None:
