@@ -1,10 +1,23 @@
-"""One daemon run drawn as a timeline: text sent, chunks arriving, sound on the sink."""
+"""Runs drawn over time: one daemon utterance (text sent, chunks arriving, sound on the
+sink), and a soak's processes (memory, file descriptors, threads, faults)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
+
+
+def _pyplot() -> ModuleType:
+    """matplotlib.pyplot, drawing to files only (no display on a server)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def draw(
@@ -17,11 +30,7 @@ def draw(
     underruns: int,
     rate: int,
 ) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
     t_chunks = (np.asarray(chunk_times) - started) * 1000
     audio_s = np.cumsum(chunk_bytes) / 2 / rate
@@ -36,6 +45,37 @@ def draw(
     bottom.set_ylabel("level heard on the sink")
     bottom.set_xlabel(f"ms since the request (underruns counted by the callback: {underruns})")
     fig.suptitle("speechkit-player: one utterance through the control API")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+METRICS = (("rss_mb", "RSS (MB)"), ("fds", "open fds"), ("threads", "threads"))
+
+
+def resources(
+    path: Path,
+    series: Mapping[str, Sequence[tuple[float, Mapping[str, float]]]],
+    faults: Sequence[tuple[float, str]],
+    title: str,
+) -> None:
+    """Per process (`series`: name -> (minutes, {metric: value})), each of METRICS over
+    time, with a dotted line at each fault (minutes, name)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(METRICS), 1, figsize=(11, 8), sharex=True)
+    for ax, (metric, label) in zip(axes, METRICS, strict=True):
+        for name, points in series.items():
+            ax.plot([t for t, _ in points], [v[metric] for _, v in points], marker=".", label=name)
+        for minute, _ in faults:
+            ax.axvline(minute, color="grey", ls=":", lw=0.7)
+        ax.set_ylabel(label)
+    top = axes[0]
+    ymax = top.get_ylim()[1]
+    for minute, name in faults:
+        top.text(minute, ymax, name, rotation=90, fontsize=6, va="top", ha="right", color="grey")
+    top.legend(loc="lower right", fontsize=8)
+    axes[-1].set_xlabel("minutes since the soak began (dotted: faults)")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
