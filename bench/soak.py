@@ -208,7 +208,9 @@ class Soak:
             sampling.cancel()
             for client in clients:
                 client.cancel()
-            await asyncio.gather(sampling, *clients, return_exceptions=True)
+            for work in self._background:
+                work.cancel()
+            await asyncio.gather(sampling, *clients, *self._background, return_exceptions=True)
         self.sample()
 
     async def _client(self, target: Target, deadline: float, offset: int) -> None:

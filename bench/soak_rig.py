@@ -155,6 +155,10 @@ async def speak(target: Target, said: Said, text: str, began: float) -> Said:
             said.id = ",".join(unclaimed) or None
     except ClientError as err:
         said.error = str(err)
+    except Exception as err:
+        # An odd answer (the CLI's output not as documented, a broken reply) must not end
+        # the soak: it is judged like a crash.
+        said.crashed = f"{type(err).__name__}: {err}"
     said.ended_s = round(time.monotonic() - began, 3)
     said.log_span = (said.log_span[0], target.log_size())
     return said

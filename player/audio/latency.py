@@ -44,6 +44,7 @@ class OutputLatency:
         """Seconds the sound server granted for "low" (0 until a stream at step 0 opened)."""
         self._seen = 0
         self._dry: deque[float] = deque()
+        self._due = False  # the device ran dry often enough: raise at the next silence
         self._last_dry = 0.0
         self._changed = 0.0
 
@@ -71,12 +72,14 @@ class OutputLatency:
         self._seen = underruns
         while self._dry and now - self._dry[0] > self.policy.window_s:
             self._dry.popleft()
+        # Kept until it is done: the silence it waits for may come long after the window.
+        self._due = self._due or len(self._dry) >= self.policy.raise_after
 
     def wanted(self, now: float) -> int | None:
         """The step to reopen the stream at, or None to keep it."""
         policy = self.policy
         raisable = self.low_s > 0 and self.seconds(self.step) < policy.most_s
-        if len(self._dry) >= policy.raise_after and raisable:
+        if self._due and raisable:
             return self.step + 1
         quiet = now - max(self._last_dry, self._changed)
         if self.step > 0 and quiet >= policy.quiet_s:
@@ -87,4 +90,5 @@ class OutputLatency:
         """The stream is to be reopened at ``step``."""
         self.step = step
         self._dry.clear()
+        self._due = False
         self._changed = now

@@ -9,6 +9,11 @@ process, the caller's included. Such a stream is therefore *set aside*: its call
 disarmed, it is kept referenced for the life of the process and never touched again, and
 nothing may terminate PortAudio (that closes every stream) while one exists. By the time
 the start fails, the sink is awake, so a new stream then starts at once.
+
+What such a stream's thread read from the ring while it primed the device was never
+heard: the ring's read position is put back. At most `MOST_SET_ASIDE` streams are set
+aside (each holds a sound-server client): past that, opening fails for good, and the
+daemon says a restart is needed (its systemd watchdog goes quiet to have one done).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from player.audio.ring import RingBuffer
 from player.errors import OutputError
 
 _LOGGER = logging.getLogger(__name__)
@@ -30,6 +36,9 @@ START_TIMED_OUT = -9987
 RETRY_PAUSE_S = 0.1
 """Seconds between a start that timed out and the next: PortAudio's own wait makes
 them a second apart; this only keeps a start that fails at once from spinning."""
+MOST_SET_ASIDE = 8
+"""Streams set aside before opening gives up: a sound server allows a few dozen clients,
+and a sink this slow time after time needs a look, not more streams."""
 FINISH_WAIT_S = 0.25
 """Seconds to wait for a set-aside stream's thread to finish its last callbacks before
 another stream's start: two callbacks must never read the ring at once."""
@@ -82,6 +91,11 @@ class SetAside:
         """Streams set aside: while there are any, PortAudio must not be terminated."""
         return len(self._streams)
 
+    @property
+    def full(self) -> bool:
+        """No more may be set aside: the device cannot be opened until a restart."""
+        return len(self._streams) >= MOST_SET_ASIDE
+
     def add(self, stream: Stream, arm: Arm) -> None:
         arm.armed = False
         self._streams.append((stream, arm))
@@ -110,18 +124,24 @@ def _timed_out(err: Exception) -> bool:
 def open_stream(
     factory: StreamFactory,
     set_aside: SetAside,
+    ring: RingBuffer,
     name: str,
     start_s: float,
     callback: Callable[[Arm, Any, int, Any, Any], None],
     finished: Callable[[Arm], None],
     **kwargs: Any,
 ) -> tuple[Stream, Arm]:
-    """Open and start a stream on device ``name`` (any thread, blocking). A start that
-    times out is put in ``set_aside`` and tried again on a new stream, until ``start_s``
-    seconds have passed.
+    """Open and start a stream on device ``name`` (any thread, blocking; no other reader of
+    ``ring`` runs meanwhile). A start that times out is put in ``set_aside`` and tried
+    again on a new stream, until ``start_s`` seconds have passed (0: one attempt).
     ``callback`` and ``finished`` get the stream's `Arm` first. Raises OutputError."""
     deadline = time.monotonic() + start_s
     while True:
+        if set_aside.full:
+            raise OutputError(
+                f"audio device {name!r} failed to start {len(set_aside)} times (PortAudio "
+                "gave up waiting for it); restart the daemon to use it again"
+            )
         arm = Arm()
 
         def done(arm: Arm = arm) -> None:
@@ -134,6 +154,7 @@ def open_stream(
             )
         except Exception as err:
             raise OutputError(f"cannot open audio device {name!r}: {err}") from err
+        read_from = ring.read_pos
         try:
             stream.start()
         except Exception as err:
@@ -142,6 +163,7 @@ def open_stream(
                 close_quietly(stream)
                 raise OutputError(f"cannot start audio device {name!r}: {err}") from err
             set_aside.add(stream, arm)
+            ring.rewind_to(read_from)  # what it primed the device with was never heard
             if time.monotonic() >= deadline:
                 raise OutputError(
                     f"audio device {name!r} did not start within {start_s:g} s: {err}"

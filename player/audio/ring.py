@@ -87,6 +87,17 @@ class RingBuffer:
         """Reader only: drop unread frames up to ``position`` (at most all written)."""
         self._read_pos = max(self._read_pos, min(position, self._write_pos))
 
+    def rewind_to(self, position: int) -> bool:
+        """Reader only, while no other reader runs: make the frames read since
+        ``position`` readable again. False (and nothing changed) if the writer may have
+        written over them since."""
+        if not self._read_pos - self.capacity < position <= self._read_pos:
+            return False
+        if self._write_pos - position > self.capacity:
+            return False
+        self._read_pos = position
+        return True
+
     def discard(self) -> int:
         """Reader only: drop everything written so far; returns how many frames were dropped."""
         end = self._write_pos

@@ -82,6 +82,7 @@ class OutputStream(Upkeep):
         self._reinit = reinit
         self._limits = limits
         self._set_aside = set_aside
+        self._arm: Arm | None = None  # the current stream's
         self.latency = latency if latency is not None else OutputLatency()
         self._device_key: str | int | None = settings.device
         """How the device is asked for: after PortAudio lists devices again, an index
@@ -133,14 +134,21 @@ class OutputStream(Upkeep):
 
     # -- lifetime (asyncio side) ---------------------------------------------------
 
-    def _new_stream(self) -> Stream:
+    def _new_stream(self, retry: bool = True) -> Stream:
         """Open and start a stream (any thread); raises OutputError with the device's name.
-        The same rate, channels and block as before, so the ring's audio stays valid."""
-        stream, _ = open_stream(
+        The same rate, channels and block as before, so the ring's audio stays valid.
+        ``retry``: a start that times out is tried again (see `player.audio.opening`);
+        the watcher, which backs off between attempts itself, makes one at a time."""
+        if self._arm is not None:
+            # The stream before is closed or dead: a late call from its thread must
+            # neither read the ring beside the new one nor mark the new one ended.
+            self._arm.armed = False
+        stream, self._arm = open_stream(
             self._factory,
             self._set_aside,
+            self._drain.ring,
             self.device.name,
-            self._limits.start_s,
+            self._limits.start_s if retry else 0.0,
             self._callback,
             self._finished,
             device=self._device_key,
@@ -159,11 +167,12 @@ class OutputStream(Upkeep):
         self._ended = False
         return stream
 
-    def open(self) -> None:
-        """Open and start the stream; raises OutputError with the device's name."""
+    def open(self, retry: bool = True) -> None:
+        """Open and start the stream; raises OutputError with the device's name.
+        ``retry``: see `_new_stream` (on the event loop, one attempt blocks it less)."""
         self.close()
         self.callback_failed = False
-        stream = self._new_stream()
+        stream = self._new_stream(retry)
         self._stream = stream
         self._suspended = False
         _LOGGER.info(
@@ -230,6 +239,12 @@ class OutputStream(Upkeep):
         if self._stream is None or self._suspended or now - self.opened_at >= limits.start_s:
             return False
         return limits.silence(self.opened_at, self.last_callback, now) <= limits.silent_s
+
+    @property
+    def cannot_open(self) -> bool:
+        """Too many streams failed to start (see `player.audio.opening.MOST_SET_ASIDE`):
+        the device cannot be used until a restart."""
+        return self._set_aside.full
 
     def has_run(self) -> bool:
         """The current stream has called back since it started."""
@@ -327,7 +342,7 @@ class OutputStream(Upkeep):
         if self._stream is not None:
             _LOGGER.warning("audio output stopped (the callback failed); reopening")
         self._drain.reset()  # the stream is not running, so nothing else reads the ring
-        self.open()
+        self.open(retry=False)
 
     def close(self) -> None:
         stream, self._stream = self._stream, None

@@ -52,7 +52,7 @@ class Upkeep:
         def transitions(self) -> list[asyncio.Future[Any]]: ...
         def lost_reason(self) -> str | None: ...
         def has_run(self) -> bool: ...
-        def _new_stream(self) -> Stream: ...
+        def _new_stream(self, retry: bool = True) -> Stream: ...
         def _quiet(self) -> bool: ...
         async def wake(self) -> None: ...
 
@@ -131,7 +131,7 @@ class Upkeep:
                 raise OutputError(f"PortAudio could not be re-initialised: {err}") from err
         if isinstance(self._device_key, int):
             self._device_key = self.device.name
-        return self._new_stream()
+        return self._new_stream(retry=False)
 
     async def stop_when_idle(self, busy: Callable[[], bool]) -> None:
         """For the daemon's life: close the stream after idle_stop_ms without speech."""
@@ -178,11 +178,11 @@ class Upkeep:
             stream = self._stream
             if not self._quiet() or stream is None:
                 return
-            before = round(stream.latency * 1000)
+            before, raised = round(stream.latency * 1000), step > latency.step
             latency.change(step, now)
             await self._close_for_now(stream)
         await self.wake()
-        if step > 0 and latency.seconds(step) > latency.seconds(step - 1):
+        if raised:
             _LOGGER.warning(
                 "the sound device kept running dry (%d times in %g s): output latency "
                 "raised from %d to %.0f ms",

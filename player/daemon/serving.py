@@ -34,11 +34,12 @@ _LOGGER = logging.getLogger(__name__)
 
 # Underruns are logged as a summary at most this often (seconds).
 REPORT_INTERVAL = 10.0
-WEDGED_S = 5.0
+WEDGED_S = 10.0
 """Seconds the audio side may stay unanswering (see OutputStream.stuck_s) before the
-systemd watchdog is no longer fed. Longer than the watcher's SILENT_LIMIT and a
-reopening's PortAudio re-initialisation, so a device that merely went away never
-restarts the daemon."""
+systemd watchdog is no longer fed. Longer than a stream's start-up bound
+(`recovery.Limits.start_s`, with the retries of a start that timed out) and a reopening's
+PortAudio re-initialisation, so a device that is slow or merely went away never restarts
+the daemon."""
 FALLBACK_SHOWN_S = 60.0
 """Seconds after an utterance fell back to the local synthesizer that the status line
 still says so."""
@@ -100,7 +101,10 @@ class _ServiceStatus:
         return f"speaking {speaking}"
 
     def alive(self) -> bool:
-        return self._playback.output.stream.stuck_s() < WEDGED_S
+        stream = self._playback.output.stream
+        # A device that failed to start too often is usable again only after a restart,
+        # which systemd does once the pings stop.
+        return stream.stuck_s() < WEDGED_S and not stream.cannot_open
 
 
 async def run(settings: Settings) -> None:

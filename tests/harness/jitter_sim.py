@@ -155,6 +155,10 @@ class _Listener:
         self.loop.call_at(self.phase + self.ticks * self.block / rate, self._tick)
 
 
+_DRAIN_BOUND_S = 60.0
+"""Simulated seconds, beyond the audio's own length, for the last of it to play."""
+
+
 async def _replay(arrivals: Sequence[Arrival], phase: float, audio: dict[str, float]) -> Replay:
     loop = asyncio.get_running_loop()
     output, (stream,) = make_output(RATE, 1, loop.time, **audio)
@@ -166,7 +170,9 @@ async def _replay(arrivals: Sequence[Arrival], phase: float, audio: dict[str, fl
         await asyncio.sleep(arrival.at - loop.time())
         await output.write(np.full(arrival.frames, 0.5, np.float32), _STALL_TIMEOUT)
     listener.end = output.end_utterance()
-    await listener.drained
+    # Simulated seconds: a buffer that never plays its audio fails instead of ticking on.
+    audio_s = sum(arrival.frames for arrival in arrivals) / RATE
+    await asyncio.wait_for(listener.drained, loop.time() + audio_s + _DRAIN_BOUND_S)
     return Replay(
         first_audio_s=listener.first_at,
         silences=tuple(listener.silences),

@@ -141,6 +141,10 @@ class Tally:
         return len(self.gaps) / len(self.runs)
 
     @property
+    def covered(self) -> int:
+        return sum(run.covered for run in self.runs)
+
+    @property
     def gapped_but_covered(self) -> list[int]:
         """Seeds of schedules that were covered and still stuttered."""
         return [seed for seed, run in enumerate(self.runs) if run.covered and run.gaps]
@@ -160,9 +164,17 @@ def tally(family: Callable[[int], tuple[ToneScript, str]], seeds: int = SEEDS) -
     return Tally(tuple(runs))
 
 
-@pytest.mark.parametrize("name", FAMILIES_AT_1_2X)
+JUDGED_BY_COVER = ("new user", "jitter (5a)", "new user (5f)", "drift (5b)")
+"""Families whose lateness shows from the first chunks on. In 5c and 5d it comes later (a
+delay per sentence, one stall mid-way), past what any buffer chosen at the start covers:
+those are judged by how rarely they stutter and how briefly they refill."""
+
+
+@pytest.mark.parametrize("name", JUDGED_BY_COVER)
 def test_a_covered_schedule_never_stutters(name: str) -> None:
-    assert tally(FAMILIES_AT_1_2X[name]).gapped_but_covered == []
+    result = tally(FAMILIES_AT_1_2X[name])
+    assert result.covered >= SEEDS // 2  # not true of no schedule at all
+    assert result.gapped_but_covered == []
 
 
 @pytest.mark.parametrize("name", BOUNDED_AT_1_2X)
@@ -179,6 +191,7 @@ def test_a_refill_after_a_dry_spell_is_short(name: str) -> None:
 def test_a_long_text_at_1_05x_stutters_rarely_and_refills_briefly() -> None:
     """Barely faster than real time, a source wins back little of any delay."""
     result = tally(long_text, LONG_SEEDS)
+    assert result.covered >= LONG_SEEDS // 2
     assert result.gapped_but_covered == []
     assert result.mean_gaps <= MEAN_GAPS_LIMIT, sorted(result.gaps)
     assert result.longest_refill < REFILL_LIMIT_S

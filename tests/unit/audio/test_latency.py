@@ -47,14 +47,20 @@ def test_three_dry_spells_within_the_window_raise_it_one_step_at_a_time() -> Non
     assert latency.wanted(now=23.0 + POLICY.quiet_s / 2) is None
 
 
+def test_a_raise_waits_for_the_silence_however_long_the_speech_after_it() -> None:
+    latency = OutputLatency(POLICY)
+    latency.opened(0.01, now=0.0)
+    latency.observe(3, now=3.0)  # three dry spells early in a long utterance
+    latency.observe(3, now=15.0)  # the window has passed by the time it ends
+    assert latency.wanted(now=15.0) == 1
+
+
 async def until(condition: Callable[[], bool]) -> None:
     await waiting.until(condition, TIMEOUT)
 
 
-async def test_the_stream_is_reopened_at_the_next_silence_and_comes_back_down(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.INFO, logger="player.audio")
+def output_on(latency: OutputLatency) -> tuple[AudioOutput, list[FakeStream]]:
+    """An output whose stream is opened at ``latency``, looked at every 20 ms."""
     streams: list[FakeStream] = []
 
     def factory(**kwargs: object) -> FakeStream:
@@ -66,9 +72,38 @@ async def test_the_stream_is_reopened_at_the_next_silence_and_comes_back_down(
     output = AudioOutput(settings, info, stream_factory=factory)
     output.stream = OutputStream(
         settings, info, output.drain, output.telemetry, factory,
-        limits=Limits(check_s=0.02), latency=OutputLatency(POLICY),
+        limits=Limits(check_s=0.02), latency=latency,
     )  # fmt: skip
     output.stream.open()
+    return output, streams
+
+
+async def test_coming_down_a_step_from_above_is_logged_as_lowered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="player.audio")
+    latency = OutputLatency(POLICY)
+    latency.low_s = 0.01
+    latency.change(2, now=0.0)  # raised twice, long ago
+    output, streams = output_on(latency)
+    assert streams[0].kwargs["latency"] == pytest.approx(0.04)
+    watcher = asyncio.create_task(output.stream.watch())
+    try:
+        await until(lambda: len(streams) == 2)
+        assert streams[1].kwargs["latency"] == pytest.approx(0.02)
+        assert "output latency lowered from 40 ms" in caplog.text
+        assert "raised" not in caplog.text
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        await output.stream.aclose()
+
+
+async def test_the_stream_is_reopened_at_the_next_silence_and_comes_back_down(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="player.audio")
+    output, streams = output_on(OutputLatency(POLICY))
     assert streams[0].kwargs["latency"] == "low"
     watcher = asyncio.create_task(output.stream.watch())
     try:
