@@ -25,7 +25,15 @@ from pathlib import Path
 
 from bench import system, timeline
 from bench.soak_faults import FAULTS, FaultRecord, inject
-from bench.soak_judge import judge, judge_fault, lost_details, synthesized, trends
+from bench.soak_judge import (
+    by_way,
+    judge,
+    judge_fault,
+    lost_details,
+    print_summary,
+    synthesized,
+    trends,
+)
 from bench.soak_rig import VIAS, EventLog, Said, Target, speak
 from tests.harness.daemon import Daemon, clean_env, write_config
 from tests.harness.pulse import PulseServer
@@ -298,7 +306,7 @@ class Soak:
                 **{k: counts.get(k, 0) for k in ("finished", "failed", "lost")},
                 "fallbacks": sum(s.fallback for s in self.said),
                 "unchecked": sum(s.why.startswith("unchecked") for s in self.said),
-                "by_way": _by_way(self.said),
+                "by_way": by_way(self.said),
             },
             "lost": lost,
             "failed": [
@@ -330,50 +338,6 @@ class Soak:
         options = self.options
         title = f"bench/soak: {options.minutes:g} min, a fault every {options.fault_every_s:g} s"
         timeline.resources(path, series, faults, title)
-
-
-def _by_way(said: list[Said]) -> dict[str, dict[str, int]]:
-    """Outcome counts per `daemon via`."""
-    out: dict[str, dict[str, int]] = {}
-    for s in said:
-        row = out.setdefault(f"{s.daemon} {s.via}", {"finished": 0, "failed": 0, "lost": 0})
-        row[s.outcome] += 1
-    return out
-
-
-def print_summary(report: dict[str, object]) -> None:
-    counts = report["counts"]
-    assert isinstance(counts, dict)
-    print(f"{'daemon, way':<22}{'said':>6}{'finished':>10}{'failed':>8}{'lost':>6}")
-    for way, row in counts["by_way"].items():
-        said = sum(row.values())
-        print(f"{way:<22}{said:>6}{row['finished']:>10}{row['failed']:>8}{row['lost']:>6}")
-    print(
-        f"{'all':<22}{counts['said']:>6}{counts['finished']:>10}{counts['failed']:>8}"
-        f"{counts['lost']:>6}   (local fallbacks: {counts['fallbacks']})"
-    )
-    print(f"\n{'min':>5}  {'fault':<26}{'recovered s':>12}  in flight")
-    for fault in report["faults"]:  # type: ignore[attr-defined]
-        rec = "-" if fault["recovered_s"] is None else f"{fault['recovered_s']:.1f}"
-        flying = "; ".join(fault["in_flight"]) or "-"
-        print(f"{fault['at_s'] / 60:5.1f}  {fault['name']:<26}{rec:>12}  {flying}")
-    print(
-        f"\n{'process':<14}{'metric':<9}{'first':>8}{'last':>8}{'growth':>8}{'per hour':>10}  flat"
-    )
-    for role, metrics in report["resources"].items():  # type: ignore[attr-defined]
-        for metric, t in metrics.items():
-            if t["flat"] is None:
-                continue
-            print(
-                f"{role:<14}{metric:<9}{t['first']:>8.1f}{t['last']:>8.1f}{t['growth']:>8.1f}"
-                f"{t['slope_per_hour']:>10.1f}  {'yes' if t['flat'] else 'NO'}"
-            )
-    verdicts = report["verdicts"]
-    assert isinstance(verdicts, dict)
-    print(
-        f"\nlost: {verdicts['lost']}; grew: {', '.join(verdicts['resources_grew']) or 'nothing'};"
-        f" daemons ended cleanly: {verdicts['daemons_ended_cleanly']}"
-    )
 
 
 async def run(options: Options, out: Path) -> bool:
