@@ -164,17 +164,25 @@ class Soak:
     # --- for the faults ---------------------------------------------------------------------
 
     async def say(
-        self, target: Target, text: str, via: str, *, ms_per_char: float | None = None
+        self,
+        target: Target,
+        text: str,
+        via: str,
+        *,
+        ms_per_char: float | None = None,
+        racing: tuple[str, ...] = (),
     ) -> Said:
         """Says `text` and records it; `ms_per_char`: the tone server's pace if not the
         usual. It may take as long as what is queued ahead of it, its own length, and
-        HUNG_AFTER_S."""
+        HUNG_AFTER_S. `racing`: texts sent at the same moment, which the daemon may queue
+        ahead of this one whatever the order they were sent in."""
         if ms_per_char is None and target.name == "tone":
             ms_per_char = self.script.ms_per_char
         # The tone's own length where known; a fallback to the local voice fits in the slack.
         per_char = SPEECH_S_PER_CHAR if ms_per_char is None else ms_per_char / 1000
         owed = len(text) * per_char + PER_UTTERANCE_S
-        bound = HUNG_AFTER_S + self._owed[target.name] + owed
+        rivals = sum(len(other) * per_char + PER_UTTERANCE_S for other in racing)
+        bound = HUNG_AFTER_S + self._owed[target.name] + owed + rivals
         said = Said(
             len(self.said) + 1, target.name, via, len(text), ms_per_char, self._now(), bound
         )

@@ -137,11 +137,13 @@ async def sighup(lab: Lab, round_: int) -> Injected:
 
 async def burst(lab: Lab, round_: int) -> Injected:
     """`burst_size` clients at once, each saying one short text through its own
-    connection; they queue behind each other (and `Soak.say` gives each the time of
-    those ahead)."""
+    connection. They reach the daemon's queue in whatever order their connections land,
+    not the order they were sent in, so each may wait for all the others."""
     target = lab.targets["tone"]
     texts = [f"Burst {round_}, caller {i}, checking in." for i in range(lab.burst_size)]
-    calls = [lab.say(target, t, "burst") for t in texts]
+    calls = [
+        lab.say(target, t, "burst", racing=tuple(o for o in texts if o is not t)) for t in texts
+    ]
     lab.spawn(asyncio.gather(*calls))
     return Injected([target.name], f"{lab.burst_size} clients at once")
 
