@@ -37,13 +37,20 @@ SHORT = "The device is back, and so am I."
 
 
 async def until_status(daemon: Daemon, key: str, value: object) -> dict[str, object]:
-    """`status` once its `key` is `value` (polled: the daemon has no event for it)."""
-    async with asyncio.timeout(TIMEOUT):
-        while True:
-            status = await status_of(daemon)
-            if status[key] == value:
-                return status
-            await asyncio.sleep(0.1)
+    """`status` once its `key` is `value` (polled: the daemon has no event for it); an
+    AssertionError with the last status and the daemon's log after TIMEOUT."""
+    status: dict[str, object] = {}
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            while True:
+                status = await status_of(daemon)
+                if status[key] == value:
+                    return status
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        raise AssertionError(
+            f"{key} not {value!r} within {TIMEOUT:g} s; last status {status}\n{daemon.log}"
+        ) from None
 
 
 async def device_names(daemon: Daemon) -> str:
@@ -151,7 +158,7 @@ async def test_a_sink_slow_to_start_every_stream_plays_every_utterance_in_full(
             await asyncio.to_thread(slow.wait_asleep)
             start = recorder.sample_count()
             result = await run_cli(daemon.config, daemon.env, "say", "--wait", SHORT)
-            assert result.returncode == 0, result.stderr + daemon.log
+            assert result.returncode == 0, result.stderr + daemon.log + "\n".join(slow.history)
             await asyncio.to_thread(slow.wait_frozen, turn + 1, TIMEOUT)  # the start-up's too
             await record_until(
                 recorder, heard_and_quiet(len(SHORT) * MS_PER_CHAR / 1000 - 0.1, 0.2, since=start)
@@ -161,7 +168,7 @@ async def test_a_sink_slow_to_start_every_stream_plays_every_utterance_in_full(
     # Usually no loss at all. On a loaded machine, a stream started right after one that
     # PortAudio gave up on can end once by itself (its thread's clean-up is PortAudio's
     # own): recovered at once, without an utterance cut, and never twice.
-    assert daemon.log.count("audio device back") <= 1, daemon.log
+    assert daemon.log.count("audio device back") <= 1, daemon.log + "\n".join(slow.history)
     assert "did not start within" not in daemon.log, daemon.log
 
 

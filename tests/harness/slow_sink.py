@@ -1,10 +1,15 @@
 """A sound server that is slow to start every new playback stream, as a sink waking from
 suspend is (HDMI, USB, Bluetooth) or a sound server under load.
 
-`SlowToStart` watches a `PulseServer` with ``pactl subscribe`` and, whenever a new sink
-input (a playback stream) appears, freezes the server (SIGSTOP) for `freeze_s` seconds,
-then lets it go on (SIGCONT). The client's stream exists, but its callbacks come late:
-a few at first, while the client's own buffer fills, then none until the server thaws.
+`SlowToStart` watches a `PulseServer` with ``pactl subscribe`` and, whenever a new client's
+first sink input (a playback stream) appears, freezes the server (SIGSTOP) for `freeze_s`
+seconds, then lets it go on (SIGCONT). The client's stream exists, but its callbacks come
+late: a few at first, while the client's own buffer fills, then none until the server thaws.
+
+Only a new client's stream wakes the sink. ALSA's pulse plugin also makes a new sink input
+on the client it already has when a running stream recovers from an underrun (frequent on
+a loaded machine): that stream plays on a sink that is awake, and freezing the server for
+it would be a hang in the middle of speech, another fault than the one this models.
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ class SlowToStart:
         self._stop = threading.Event()
         self._cond = threading.Condition()
         self.frozen = 0
+        self.history: list[str] = []
+        """What it saw and did, for a failing test's message."""
+        self._clients: set[str] = set()  # those whose stream has woken the sink already
         self._thawed_at = -math.inf
         self._proc: subprocess.Popen[bytes] | None = None
         self._thread: threading.Thread | None = None
@@ -61,12 +69,21 @@ class SlowToStart:
         for line in self._proc.stdout:
             if self._stop.is_set():
                 return
-            if _NEW_STREAM.search(line) is None:
+            if (found := _NEW_STREAM.search(line)) is None:
                 continue
-            # The pulse plugin makes a new sink input when a stream starts and when it
-            # recovers from an underrun: those belong to the stream that just woke the sink.
-            if time.monotonic() - self._thawed_at < _AWAKE_S:
+            stream = found.group(1).decode()
+            client = self._client_of(stream)
+            now = time.monotonic()
+            if client is None or client in self._clients:
+                self.history.append(f"{now:.2f} sink input #{stream}: client {client}, awake")
                 continue
+            self._clients.add(client)
+            # The pulse plugin replaces a new stream's sink input as it starts: a stream
+            # that appears just after a thaw plays on a sink that has just woken.
+            if now - self._thawed_at < _AWAKE_S:
+                self.history.append(f"{now:.2f} sink input #{stream}: client {client}, woken")
+                continue
+            self.history.append(f"{now:.2f} sink input #{stream}: client {client}, frozen")
             self._pulse.freeze()
             try:
                 # Ends early only when the test is over: a frozen server cannot be stopped.
@@ -77,6 +94,22 @@ class SlowToStart:
                 self._thawed_at = time.monotonic()
                 self.frozen += 1
                 self._cond.notify_all()
+
+    def _client_of(self, stream: str) -> str | None:
+        """The client owning sink input ``stream``; None if it is gone already."""
+        listing = subprocess.run(
+            ["pactl", "list", "short", "sink-inputs"],
+            env=self._pulse.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=_STOP_TIMEOUT,
+            check=False,
+        )
+        for row in listing.stdout.decode(errors="replace").splitlines():
+            fields = row.split("\t")
+            if len(fields) > 2 and fields[0] == stream:
+                return fields[2]
+        return None
 
     def wait_asleep(self) -> None:
         """Until the sink is asleep again: the next stream to appear will be held up."""
