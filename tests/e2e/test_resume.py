@@ -221,7 +221,7 @@ async def test_a_cloud_that_stays_away_fails_after_retry_s_naming_the_text_heard
     line = one_line(said.stderr)
     assert line.endswith("(retried for 1 s, [speechkit] retry_s)"), line
     (error,) = of(events, None, "error")
-    assert error["text"] == SENTENCES[0], daemon.log
+    assert error.get("text") == SENTENCES[0], f"{events}\n{daemon.log}"
     x = (
         await record_until(recorder, heard_and_quiet(whole(SENTENCES[0]) - 0.05, 0.3, since=start))
     )[start:]
