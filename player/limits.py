@@ -20,12 +20,20 @@ VOLUME_MAX_PEAK = (0.0, 1.0)
 VOLUME_LUFS = (-145.0, 0.0)
 """Volume with LUFS normalisation: from -145 inclusive, below 0."""
 
-VOICES = frozenset(
-    {
-        "alena", "filipp", "ermil", "jane", "omazh", "zahar", "dasha", "julia", "lera",
-        "masha", "marina", "alexander", "kirill", "anton",  # ru-RU
-        "john", "lea", "naomi",  # en-US, de-DE, he-IL
-        "amira", "madi", "saule", "zhanar", "nigora", "zamira", "yulduz",  # kk-KK, uz-UZ
-    }
-)  # fmt: skip
+VOICE_LANGUAGES = {
+    **dict.fromkeys(
+        (
+            "alena", "filipp", "ermil", "jane", "omazh", "zahar", "dasha", "julia", "lera",
+            "masha", "marina", "alexander", "kirill", "anton",
+        ),
+        "ru-RU",
+    ),
+    "john": "en-US",
+    "lea": "de-DE",
+    "naomi": "he-IL",
+    **dict.fromkeys(("amira", "madi", "saule", "zhanar"), "kk-KK"),
+    **dict.fromkeys(("nigora", "zamira", "yulduz"), "uz-UZ"),
+}  # fmt: skip
+"""SpeechKit v3's voices, each with the one language it speaks (BCP 47)."""
+VOICES = frozenset(VOICE_LANGUAGES)
 """Voice names SpeechKit v3 knows."""

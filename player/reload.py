@@ -3,7 +3,7 @@
 A reload never touches the queue or what is playing. Voice, chimes, text and streaming
 settings and the credentials take effect from the next synthesis call. What the daemon
 built its device, sockets and child process from (the endpoint, [audio], [control],
-[local], [metrics], [cache], [mqtt]) needs a restart, which the log says. A config that
+[local], [metrics], [cache], [mqtt], [ssip]) needs a restart, which the log says. A config that
 does not load is reported the same way as at start-up, and the running one is kept.
 """
 
@@ -29,6 +29,7 @@ _NEEDS_RESTART: Mapping[str, frozenset[str] | None] = {
     "metrics": None,
     "cache": None,
     "mqtt": None,
+    "ssip": None,
 }
 
 

@@ -12,7 +12,7 @@ import os
 import re
 import tomllib
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from player import limits
@@ -31,6 +31,7 @@ from player.config.settings import (
     MetricsSettings,
     Settings,
     SpeechKitSettings,
+    SsipSettings,
     StreamSettings,
     TextSettings,
     VoiceSettings,
@@ -49,6 +50,7 @@ _SECTIONS = (
     "metrics",
     "cache",
     "mqtt",
+    "ssip",
 )
 _SECTION_LIST = ", ".join(f"[{name}]" for name in _SECTIONS)
 _FALLBACKS: dict[str, Fallback] = {"none": "none", "local": "local"}
@@ -76,6 +78,7 @@ def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
     resolve = lambda raw: _resolve(raw, base, environ)  # noqa: E731
     cache = read_cache(sections["cache"], resolve, environ)
     mqtt = read_mqtt(sections["mqtt"], resolve)
+    ssip = _ssip(sections["ssip"], resolve, environ)
     for section in sections.values():
         section.report_unknown()
     _report_unknown_top_level(data, sections, errors)
@@ -94,6 +97,7 @@ def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
         metrics=metrics,
         cache=cache,
         mqtt=mqtt,
+        ssip=ssip,
     )
 
 
@@ -332,6 +336,33 @@ def _metrics(section: TableReader) -> MetricsSettings:
     if listen and not is_host_port(listen):
         section.error("listen", f'expected "host:port", or "" for no metrics, found "{listen}"')
     return MetricsSettings(listen=listen)
+
+
+def _ssip(
+    section: TableReader, resolve: Callable[[str], Path], environ: Mapping[str, str]
+) -> SsipSettings:
+    raw = section.string("socket", "auto", nonempty=True).strip()
+    listen = section.string("listen", "").strip()
+    if listen and not is_host_port(listen):
+        section.error(
+            "listen", f'expected "host:port", or "" for no SSIP over TCP, found "{listen}"'
+        )
+    if raw == "off":
+        return SsipSettings(listen=listen)
+    if raw == "auto":
+        return SsipSettings(socket=speechd_socket(environ), auto=True, listen=listen)
+    return SsipSettings(socket=resolve(raw), listen=listen)
+
+
+def speechd_socket(environ: Mapping[str, str]) -> Path:
+    """Where speech-dispatcher's clients look for it when SPEECHD_ADDRESS is not set:
+    libspeechd's and Python speechd's default, under the user's runtime directory (or,
+    without one, the cache directory, as GLib's g_get_user_runtime_dir falls back)."""
+    runtime_dir = _env(environ, "XDG_RUNTIME_DIR")
+    if not runtime_dir:
+        cache = _env(environ, "XDG_CACHE_HOME")
+        runtime_dir = cache or str(Path(environ.get("HOME") or os.path.expanduser("~")) / ".cache")
+    return Path(runtime_dir) / "speech-dispatcher" / "speechd.sock"
 
 
 def _chimes(section: TableReader, base: Path | None, environ: Mapping[str, str]) -> ChimeSettings:

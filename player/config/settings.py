@@ -243,6 +243,19 @@ class MqttSettings:
 
 
 @dataclass(frozen=True)
+class SsipSettings:
+    socket: Path | None = None
+    """Unix socket speech-dispatcher's clients (spd-say, Python's speechd, libspeechd in
+    browsers and Orca) are served on, SSIP; None serves none."""
+    auto: bool = False
+    """`socket` is the one those clients look for without SPEECHD_ADDRESS: served only
+    while no speech-dispatcher answers there (a live one is left alone)."""
+    listen: str = ""
+    """"host:port" to serve SSIP over TCP too (SPEECHD_ADDRESS=inet_socket:host:port);
+    empty for none."""
+
+
+@dataclass(frozen=True)
 class Settings:
     speechkit: SpeechKitSettings
     """Service connection and credentials."""
@@ -268,3 +281,5 @@ class Settings:
     """The phrase cache: finished utterances' audio on disk ([cache] in the file)."""
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     """Announcements from an MQTT broker, and the kiosk's state published to it."""
+    ssip: SsipSettings = field(default_factory=SsipSettings)
+    """speech-dispatcher's protocol, for the programs that speak through it."""

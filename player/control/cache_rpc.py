@@ -8,11 +8,11 @@ import logging
 from collections.abc import AsyncIterator
 
 from player.cache.caching import Caching
-from player.config import StreamSettings, TextSettings
 from player.errors import SynthesisError
 from player.generated.speechkit_player.control.v1 import control_pb2
 from player.speech.priority import Priority
-from player.speech.utterance import Utterance, worth_starting
+from player.speech.requests import Origin, Speaker
+from player.speech.utterance import worth_starting
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -33,22 +33,20 @@ def stats(caching: Caching | None) -> control_pb2.CacheStats | None:
 
 
 async def warm(
-    caching: Caching, texts: list[str], stream: StreamSettings, text: TextSettings
+    caching: Caching, texts: list[str], speaker: Speaker
 ) -> AsyncIterator[control_pb2.WarmCacheReply]:
     """Each text synthesised into the cache unless it is there already, one at a time."""
     for line in texts:
-        yield await _warm_one(caching, line, stream, text)
+        yield await _warm_one(caching, line, speaker)
 
 
-async def _warm_one(
-    caching: Caching, line: str, stream: StreamSettings, text: TextSettings
-) -> control_pb2.WarmCacheReply:
+async def _warm_one(caching: Caching, line: str, speaker: Speaker) -> control_pb2.WarmCacheReply:
     reply = control_pb2.WarmCacheReply(text=line)
-    if not worth_starting(line, text):
+    if not worth_starting(line, speaker.text):
         reply.outcome, reply.error = "failed", "nothing to speak in it"
         return reply
     # The same pieces a `say` of this line sends, so that it finds what is kept here.
-    utterance = Utterance(stream, Priority.MESSAGE, text)
+    utterance = speaker.utterance(Priority.MESSAGE, Origin("control"))
     utterance.feed(line)
     utterance.close()
     whole = utterance.whole_text

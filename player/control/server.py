@@ -12,14 +12,12 @@ import grpc
 
 from player.audio.output import AudioOutput
 from player.cache.caching import Caching
-from player.config import StreamSettings, TextSettings
 from player.control import cache_rpc
 from player.errors import OutputError, PriorityError, SynthesisError, TextError
 from player.generated.speechkit_player.control.v1 import control_pb2, control_pb2_grpc
 from player.speech.events import Event
-from player.speech.playback import Playback
-from player.speech.priority import Priority
-from player.speech.utterance import Utterance, worth_starting
+from player.speech.requests import Origin, Saying, Speaker, priority_named
+from player.speech.utterance import Utterance
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -30,32 +28,25 @@ DeviceLister = Callable[[], list[control_pb2.Device]]
 class PlayerService(control_pb2_grpc.PlayerServicer):
     def __init__(
         self,
-        playback: Playback,
+        speaker: Speaker,
         output: AudioOutput,
         endpoint: str,
         devices: DeviceLister,
-        stream: StreamSettings,
-        text: TextSettings | None = None,
         cache: Caching | None = None,
     ) -> None:
         self._cache = cache
-        self._stream = stream
-        self._text = text or TextSettings()
-        self._playback = playback
+        self._speaker = speaker
+        self._playback = speaker.playback
         self._output = output
         self._endpoint = endpoint
         self._devices = devices
-
-    def configure(self, stream: StreamSettings, text: TextSettings) -> None:
-        """Settings for utterances asked for from now on (a config reload)."""
-        self._stream, self._text = stream, text
 
     async def Say(
         self,
         request_iterator: AsyncIterator[control_pb2.SayRequest],
         context: grpc.aio.ServicerContext[control_pb2.SayRequest, control_pb2.SayReply],
     ) -> control_pb2.SayReply:
-        said = _SayInput(self._stream, self._text, self._playback, context)
+        said = _SayInput(self._speaker, context)
         try:
             return await self._say(said, request_iterator, context)
         except (PriorityError, TextError, SynthesisError, OutputError) as err:
@@ -109,22 +100,22 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
     async def _drop(self, utterance: Utterance | None) -> None:
         if utterance is not None and not utterance.done.done():
             utterance.close()
-            await self._playback.cancel(utterance)
+            await self._speaker.cancel(utterance)
 
     async def Stop(
         self,
         request: control_pb2.StopRequest,
         context: grpc.aio.ServicerContext[control_pb2.StopRequest, control_pb2.StopReply],
     ) -> control_pb2.StopReply:
-        return control_pb2.StopReply(cancelled=await self.stop_all())
+        return control_pb2.StopReply(cancelled=await self._speaker.stop())
 
     async def Cancel(
         self,
         request: control_pb2.CancelRequest,
         context: grpc.aio.ServicerContext[control_pb2.CancelRequest, control_pb2.CancelReply],
     ) -> control_pb2.CancelReply:
-        utterance = self._playback.find(request.utterance_id)
-        cancelled = utterance is not None and await self._playback.cancel(utterance)
+        utterance = self._speaker.find(request.utterance_id)
+        cancelled = utterance is not None and await self._speaker.cancel(utterance)
         _LOGGER.info("cancel %s: %s", request.utterance_id, "done" if cancelled else "not found")
         return control_pb2.CancelReply(cancelled=cancelled)
 
@@ -133,7 +124,7 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
         request: control_pb2.PauseRequest,
         context: grpc.aio.ServicerContext[control_pb2.PauseRequest, control_pb2.PauseReply],
     ) -> control_pb2.PauseReply:
-        self._playback.pause()
+        self._speaker.pause()
         return control_pb2.PauseReply(paused=True)
 
     async def Resume(
@@ -141,7 +132,7 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
         request: control_pb2.PauseRequest,
         context: grpc.aio.ServicerContext[control_pb2.PauseRequest, control_pb2.PauseReply],
     ) -> control_pb2.PauseReply:
-        self._playback.resume()
+        self._speaker.resume()
         return control_pb2.PauseReply(paused=False)
 
     async def GetStatus(
@@ -150,27 +141,6 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
         context: grpc.aio.ServicerContext[control_pb2.StatusRequest, control_pb2.Status],
     ) -> control_pb2.Status:
         return self.status()
-
-    def say_text(self, text: str, priority: str = "") -> Utterance | None:
-        """Queue a whole text from elsewhere than a Say call (an MQTT announcement): the
-        utterance, or None when the text has nothing to speak. Raises PriorityError or
-        TextError."""
-        chosen = _priority(priority)
-        if not worth_starting(text, self._text):
-            return None
-        utterance = Utterance(self._stream, chosen, self._text)
-        utterance.feed(text)
-        utterance.close()
-        if not utterance.has_speech:
-            return None
-        self._playback.submit(utterance)
-        return utterance
-
-    async def stop_all(self) -> int:
-        """What `stop` does: every utterance cancelled; how many."""
-        cancelled = await self._playback.stop()
-        _LOGGER.info("stop: %d utterance(s) cancelled", cancelled)
-        return cancelled
 
     def status(self) -> control_pb2.Status:
         playback, output = self._playback, self._output
@@ -222,7 +192,7 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
         context: grpc.aio.ServicerContext[control_pb2.WarmCacheRequest, control_pb2.WarmCacheReply],
     ) -> AsyncIterator[control_pb2.WarmCacheReply]:
         caching = await self._caching(context)
-        async for reply in cache_rpc.warm(caching, list(request.texts), self._stream, self._text):
+        async for reply in cache_rpc.warm(caching, list(request.texts), self._speaker):
             yield reply
 
     async def ListCache(
@@ -268,26 +238,23 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
 
 
 class _SayInput:
-    """One Say call's requests: the first carries `wait` and the priority; the text goes
-    to one utterance, queued (and its id sent) once the text has something to speak."""
+    """One Say call's requests: the first carries `wait`, `complete` and the priority; the
+    text goes to one `Saying`, whose utterance's id is sent once it is queued."""
 
     def __init__(
         self,
-        stream: StreamSettings,
-        text: TextSettings,
-        playback: Playback,
+        speaker: Speaker,
         context: grpc.aio.ServicerContext[control_pb2.SayRequest, control_pb2.SayReply],
     ) -> None:
-        self._stream = stream
-        self._text = text
-        self._head = ""  # the text before the utterance starts
-        self._playback = playback
+        self._speaker = speaker
         self._context = context
         self._reader: asyncio.Task[None] | None = None
-        self.utterance: Utterance | None = None
+        self._saying: Saying | None = None
         self.wait = False
-        self.complete = False
-        self.priority = Priority.MESSAGE
+
+    @property
+    def utterance(self) -> Utterance | None:
+        return self._saying.utterance if self._saying is not None else None
 
     async def read(self, requests: AsyncIterator[control_pb2.SayRequest]) -> Utterance | None:
         """Read to the end of the input, or until the utterance ends early; the utterance,
@@ -308,59 +275,33 @@ class _SayInput:
             self._reader.cancel()
 
     async def _read(self, requests: AsyncIterator[control_pb2.SayRequest]) -> None:
-        first = True
         async for request in requests:
-            if first:
-                self.wait, first = request.wait, False
-                self.complete = request.complete
-                self.priority = _priority(request.priority)
-            elif self.complete and request.text:
-                raise TextError(
-                    "more text after a say marked complete: send the whole text in its "
-                    "one message, or stream it without the mark"
+            if self._saying is None:
+                self.wait = request.wait
+                self._saying = self._speaker.saying(
+                    priority_named(request.priority),
+                    Origin("control"),
+                    complete=request.complete,
+                    announce=self._announce,
                 )
-            if self.utterance is None:
-                await self._start(request.text)
-            elif not self.complete:  # an empty message after a complete one: nothing
-                self.utterance.feed(request.text)
+            await self._saying.feed(request.text)
 
     def nothing_to_say(self) -> str:
         """Why a text that ended without an utterance is refused."""
-        if not self._head.strip():
+        if self._saying is None:
             return "nothing to say: the text is empty"
-        return "nothing to say: the text has only markup, signs or control characters"
+        return self._saying.nothing_to_say()
 
-    async def _start(self, text: str) -> None:
-        # Markup split over tokens ("*", "*", "bold") is kept until words come with it.
-        self._head += text
-        if not worth_starting(self._head, self._text):
-            return
-        utterance = self.utterance = Utterance(self._stream, self.priority, self._text)
-        utterance.feed(self._head)
-        if self.complete:
-            # Closed before it is queued: the worker sees its whole text (the phrase cache).
-            utterance.close()
+    async def _announce(self, utterance: Utterance) -> None:
         utterance.done.add_done_callback(self._abandon)
         # The id goes out first: a caller may want to cancel it at once.
         await self._context.send_initial_metadata((("utterance-id", utterance.id),))
-        self._playback.submit(utterance)
-        _LOGGER.debug("%s queued (%s)", utterance.id, self.priority)
 
     def _abandon(self, done: asyncio.Future[int]) -> None:
         # An utterance that failed while its text was still streaming in: tell the
         # caller now rather than after its producer has finished.
         if self._reader is not None and not self._reader.done():
             self._reader.cancel()
-
-
-def _priority(name: str) -> Priority:
-    if not name:
-        return Priority.MESSAGE
-    try:
-        return Priority(name)
-    except ValueError:
-        names = ", ".join(p.value for p in Priority)
-        raise PriorityError(f"unknown priority {name!r}: use one of {names}") from None
 
 
 def _caller_code(code: grpc.StatusCode) -> grpc.StatusCode:

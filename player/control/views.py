@@ -13,7 +13,16 @@ def event_dict(event: control_pb2.Event) -> dict[str, object]:
         "id": event.utterance_id,
         "time": round(event.time, 3),
     }
-    for name in ("first_audio_ms", "text", "start_ms", "played_ms", "error", "reason"):
+    for name in (
+        "first_audio_ms",
+        "text",
+        "start_ms",
+        "played_ms",
+        "error",
+        "reason",
+        "origin",
+        "client",
+    ):
         if event.HasField(name):
             out[name] = getattr(event, name)
     if event.word_timings:

@@ -10,10 +10,9 @@ import logging
 from player.auth import Credentials, open_credentials
 from player.cache.caching import Caching
 from player.config import Settings, SpeechKitSettings
-from player.control.server import PlayerService
 from player.daemon.backend import Backend, engines
 from player.errors import CredentialsError, DaemonError
-from player.speech.playback import Playback
+from player.speech.requests import Speaker
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -45,8 +44,7 @@ class Reconfigure:
         self,
         running: Settings,
         backend: Backend,
-        playback: Playback,
-        service: PlayerService,
+        speaker: Speaker,
         samplerate: int,
         caching: Caching | None = None,
     ) -> None:
@@ -54,8 +52,7 @@ class Reconfigure:
         self._started = running
         self._backend = backend
         self._caching = caching
-        self._playback = playback
-        self._service = service
+        self._speaker = speaker
         self._samplerate = samplerate
 
     def __call__(self, new: Settings) -> None:
@@ -64,8 +61,8 @@ class Reconfigure:
         chimes = load_chimes(new.chimes, self._samplerate)
         renewed = self._new_credentials(new.speechkit)
         backend = self._backend
-        self._playback.set_chimes(chimes)
-        self._service.configure(new.stream, new.text)
+        self._speaker.playback.set_chimes(chimes)
+        self._speaker.configure(new.stream, new.text)
         for client in backend.clients:
             cloud = client is backend.cloud
             client.configure(new.voice, new.speechkit if cloud else None)

@@ -24,11 +24,13 @@ from player.errors import DaemonError
 from player.generated.speechkit_player.control.v1 import control_pb2
 from player.reload import Reloader
 from player.speech.playback import Playback
+from player.speech.requests import Speaker
 from player.systemd import Notifier
 
 if TYPE_CHECKING:
     from player.fleet.fleet import Fleet
     from player.metrics.server import Metrics
+    from player.ssip import SsipServer
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -123,27 +125,31 @@ async def run(settings: Settings) -> None:
         raise
     synthesis, caching = speaking(settings, backend, output.device.samplerate)
     playback = Playback(output, synthesis, chimes=chimes, recall=caching)
-    service = PlayerService(
-        playback, output, backend.endpoint, _devices, settings.stream, settings.text, caching
-    )
+    speaker = Speaker(playback, settings.stream, settings.text)
+    service = PlayerService(speaker, output, backend.endpoint, _devices, caching)
     control = ControlServer(settings.control.socket, service)
     status = _ServiceStatus(playback)
-    metrics, fleet = _extras(settings, playback, backend, service)
-    reconfigure = Reconfigure(
-        settings, backend, playback, service, output.device.samplerate, caching
-    )
+    metrics, fleet = _extras(settings, playback, backend, speaker, service)
+    reconfigure = Reconfigure(settings, backend, speaker, output.device.samplerate, caching)
+    ssip = _ssip(settings, speaker)
     try:
         if metrics is not None:
             # Before readiness: a daemon that cannot serve what it was asked to refuses.
             metrics.serve(settings.metrics.listen)
         await control.start()
+        if ssip is not None:
+            await ssip.start()
         # The socket answers and the device is open: what a client of the unit waits for.
         notifier.ready(status.line())
         reloader = Reloader(settings, reconfigure)
-        await _serve(playback, backend, notifier, status, reloader, metrics=metrics, fleet=fleet)
+        await _serve(
+            playback, backend, notifier, status, reloader, metrics=metrics, fleet=fleet, ssip=ssip
+        )
     finally:
         notifier.stopping()
         notifier.close()
+        if ssip is not None:
+            await ssip.aclose()
         if metrics is not None:
             await metrics.aclose()
         await control.stop()
@@ -174,7 +180,11 @@ def _open_output(settings: Settings) -> tuple[AudioOutput, dict[str, Frames]]:
 
 
 def _extras(
-    settings: Settings, playback: Playback, backend: Backend, service: PlayerService
+    settings: Settings,
+    playback: Playback,
+    backend: Backend,
+    speaker: Speaker,
+    service: PlayerService,
 ) -> tuple[Metrics | None, Fleet | None]:
     """The metrics endpoint and the MQTT fleet link, when configured."""
     metrics: Metrics | None = None
@@ -188,8 +198,17 @@ def _extras(
         # Only then: the MQTT client stays out of a daemon that has no broker.
         from player.fleet.fleet import Fleet
 
-        fleet = Fleet(settings.mqtt, service, playback.events)
+        fleet = Fleet(settings.mqtt, speaker, service)
     return metrics, fleet
+
+
+def _ssip(settings: Settings, speaker: Speaker) -> SsipServer | None:
+    """The SSIP front, when it has a socket to serve."""
+    if settings.ssip.socket is None and not settings.ssip.listen:
+        return None
+    from player.ssip import SsipServer
+
+    return SsipServer(settings.ssip, speaker, [name for name, _ in settings.local.voices])
 
 
 async def _serve(
@@ -201,6 +220,7 @@ async def _serve(
     *,
     metrics: Metrics | None = None,
     fleet: Fleet | None = None,
+    ssip: SsipServer | None = None,
 ) -> None:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
@@ -225,6 +245,8 @@ async def _serve(
                 tasks.append(group.create_task(metrics.run()))
             if fleet is not None:
                 tasks.append(group.create_task(fleet.run()))
+            if ssip is not None:
+                tasks.append(group.create_task(ssip.run()))
             await stopping.wait()
             _LOGGER.info("shutting down")
             notifier.stopping()

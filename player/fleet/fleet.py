@@ -15,7 +15,7 @@ from player.fleet.homeassistant import discovery
 from player.fleet.link import Link
 from player.fleet.publisher import Publisher
 from player.fleet.topics import Topics
-from player.speech.events import EventBus
+from player.speech.requests import Origin, Speaker, priority_named
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -47,16 +47,16 @@ class Complaints:
 class Fleet:
     """Runs until cancelled; see the layer's docstring."""
 
-    def __init__(self, settings: MqttSettings, service: PlayerService, events: EventBus) -> None:
+    def __init__(self, settings: MqttSettings, speaker: Speaker, service: PlayerService) -> None:
         self._settings = settings
-        self._service = service
+        self._speaker = speaker
         self.topics = Topics.of(settings)
         self._say = frozenset(self.topics.say)
         self._stop = frozenset(self.topics.stop)
         self._seen = SeenIds()
         self._complain = Complaints()
         self._link = Link(settings, self.topics, self._handle, self._connected)
-        self._publisher = Publisher(self._link, self.topics, service, events)
+        self._publisher = Publisher(self._link, self.topics, service, speaker.playback.events)
         self._announce_config = asyncio.Event()
 
     async def run(self) -> None:
@@ -80,7 +80,7 @@ class Fleet:
     async def _handle(self, topic: str, payload: bytes) -> None:
         if topic in self._stop:
             # Awaited here, so a `say` sent after a `stop` is not cancelled by it.
-            await self._service.stop_all()
+            await self._speaker.stop()
         elif topic in self._say:
             self._announce(topic, payload)
 
@@ -99,7 +99,8 @@ class Fleet:
             _LOGGER.debug("announcement %s on %s was spoken already; dropped", name, topic)
             return
         try:
-            utterance = self._service.say_text(announcement.text, announcement.priority)
+            priority = priority_named(announcement.priority)
+            utterance = self._speaker.say(announcement.text, priority, Origin("mqtt", topic))
         except SpeechError as err:
             self._complain(topic, str(err), time.monotonic())
             return

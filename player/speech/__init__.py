@@ -5,7 +5,8 @@ would misread, neutralised; control characters removed), `sentences` (sentence
 splitting), `utterance` (one utterance's streamed text), `priority` and `schedule`
 (speech-dispatcher's priorities and the waiting order), `playback` (the worker: one
 synthesis call at a time into the ring), `heard` (marks that fire when the callback
-reaches them), `events` (the bus listeners read).
+reaches them), `events` (the bus listeners read), `requests` (the one way in that every
+front uses: utterances asked for, cancelled and stopped, with where they came from).
 May import: `player.audio`, `player.synthesis` (its interface and errors),
 `player.config`, `player.errors`, `player.limits`.
 """

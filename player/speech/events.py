@@ -45,6 +45,10 @@ class Event:
     reason: str | None = None
     """interrupted, cancelled: why (stopped, cancelled, dropped, which utterance pushed it
     aside)."""
+    origin: str | None = None
+    """queued: the front it was asked through ("control", "mqtt", "ssip")."""
+    client: str | None = None
+    """queued: the client's name for itself, where the front has one."""
 
 
 class EventBus:

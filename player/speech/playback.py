@@ -105,7 +105,10 @@ class Playback:
         return next((u for u in candidates if u is not None and u.id == utterance_id), None)
 
     def submit(self, utterance: Utterance) -> None:
-        self.events.publish(Event("queued", utterance.id))
+        origin = utterance.origin
+        self.events.publish(
+            Event("queued", utterance.id, origin=origin.front, client=origin.client or None)
+        )
         priority = utterance.priority
         if priority in (Priority.NOTIFICATION, Priority.PROGRESS) and self.busy:
             if priority is Priority.NOTIFICATION:

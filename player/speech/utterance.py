@@ -20,6 +20,7 @@ import itertools
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from player import limits
 from player.config import StreamSettings, TextSettings
@@ -46,6 +47,19 @@ MIN_CLAUSE_CHARS = 20
 shorter piece sounds clipped."""
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where an utterance was asked for: shown in its `queued` event and in the log."""
+
+    front: str = "control"
+    """"control" (the gRPC API: CLI, Python client), "mqtt", "ssip"."""
+    client: str = ""
+    """The client's own name for itself, where the front has one (SSIP's CLIENT_NAME)."""
+
+    def __str__(self) -> str:
+        return f"{self.front} {self.client}" if self.client else self.front
+
+
 class Utterance:
     """Text arriving in pieces, and a future for the frames it played."""
 
@@ -56,10 +70,12 @@ class Utterance:
         settings: StreamSettings | None = None,
         priority: Priority = Priority.MESSAGE,
         text: TextSettings | None = None,
+        origin: Origin | None = None,
     ) -> None:
         settings = settings or StreamSettings()
         self.id = f"u{next(self._ids)}"
         self.priority = priority
+        self.origin = origin or Origin()
         self.played_frames = 0
         """Frames heard in earlier, interrupted runs."""
         self.runs = 0

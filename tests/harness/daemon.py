@@ -28,6 +28,8 @@ def write_config(
         "audio": {"device": "pulse", "samplerate": 48000},
         "control": {"socket": str(folder / "control.sock")},
         "cache": {"max_mb": 0},
+        # Tests that speak SSIP choose their own socket: "auto" would serve the machine's.
+        "ssip": {"socket": "off"},
     }
     for name, values in sections.items():
         tables.setdefault(name, {}).update(values)

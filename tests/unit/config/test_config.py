@@ -19,6 +19,7 @@ from player.config import (
     Secret,
     Settings,
     SpeechKitSettings,
+    SsipSettings,
     StreamSettings,
     VoiceSettings,
     load_settings,
@@ -67,6 +68,7 @@ def test_no_file_gives_defaults():
         source=None,
         cache=DEFAULT_CACHE,
         mqtt=MqttSettings(client_id=socket.gethostname()),
+        ssip=SsipSettings(Path("/run/user/1000/speech-dispatcher/speechd.sock"), auto=True),
     )
     assert settings.speechkit.credential_kind is None
     assert settings.speechkit.uses_local
@@ -165,6 +167,8 @@ def test_full_file_round_trip(tmp_path):
         source=path,
         cache=DEFAULT_CACHE,
         mqtt=MqttSettings(client_id=socket.gethostname()),
+        # No runtime directory named: under the process's own home's cache.
+        ssip=SsipSettings(Path("~/.cache/speech-dispatcher/speechd.sock").expanduser(), auto=True),
     )
     assert settings.speechkit.credential_kind == "api_key"
     assert not settings.speechkit.uses_local
@@ -258,7 +262,7 @@ def test_keys_outside_any_section_are_errors(tmp_path):
         'key "speed" is outside any section; it belongs in [voice]',
         'unknown top-level key "colour"; '
         "settings go in [speechkit], [voice], [audio], [control], [local], [stream], [text], "
-        "[chimes], [metrics], [cache], [mqtt]",
+        "[chimes], [metrics], [cache], [mqtt], [ssip]",
     ]
 
 

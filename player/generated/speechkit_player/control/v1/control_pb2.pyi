@@ -713,6 +713,8 @@ class Event(_message.Message):
     PLAYED_MS_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    CLIENT_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """"queued", "started", "text", "interrupted" (a message pushed aside by an important
     one; it starts again later from the sentence that was cut), "finished", "cancelled"
@@ -739,6 +741,10 @@ class Event(_message.Message):
     """interrupted, cancelled: why ("stopped", "cancelled", "dropped: ...", or which
     utterance pushed it aside).
     """
+    origin: _builtins.str
+    """queued: the front it was asked through: "control" (this API), "mqtt" or "ssip"."""
+    client: _builtins.str
+    """queued: the client's name for itself, where the front has one (SSIP's CLIENT_NAME)."""
     @_builtins.property
     def word_timings(self) -> _containers.RepeatedCompositeFieldContainer[Global___WordTiming]:
         """text: per word, when the service sends them."""
@@ -756,15 +762,21 @@ class Event(_message.Message):
         played_ms: _builtins.int | None = ...,
         error: _builtins.str | None = ...,
         reason: _builtins.str | None = ...,
+        origin: _builtins.str | None = ...,
+        client: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_first_audio_ms", b"_first_audio_ms", "_played_ms", b"_played_ms", "_reason", b"_reason", "_start_ms", b"_start_ms", "_text", b"_text", "error", b"error", "first_audio_ms", b"first_audio_ms", "played_ms", b"played_ms", "reason", b"reason", "start_ms", b"start_ms", "text", b"text"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_client", b"_client", "_error", b"_error", "_first_audio_ms", b"_first_audio_ms", "_origin", b"_origin", "_played_ms", b"_played_ms", "_reason", b"_reason", "_start_ms", b"_start_ms", "_text", b"_text", "client", b"client", "error", b"error", "first_audio_ms", b"first_audio_ms", "origin", b"origin", "played_ms", b"played_ms", "reason", b"reason", "start_ms", b"start_ms", "text", b"text"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_first_audio_ms", b"_first_audio_ms", "_played_ms", b"_played_ms", "_reason", b"_reason", "_start_ms", b"_start_ms", "_text", b"_text", "error", b"error", "first_audio_ms", b"first_audio_ms", "kind", b"kind", "played_ms", b"played_ms", "reason", b"reason", "start_ms", b"start_ms", "text", b"text", "time", b"time", "utterance_id", b"utterance_id", "word_timings", b"word_timings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_client", b"_client", "_error", b"_error", "_first_audio_ms", b"_first_audio_ms", "_origin", b"_origin", "_played_ms", b"_played_ms", "_reason", b"_reason", "_start_ms", b"_start_ms", "_text", b"_text", "client", b"client", "error", b"error", "first_audio_ms", b"first_audio_ms", "kind", b"kind", "origin", b"origin", "played_ms", b"played_ms", "reason", b"reason", "start_ms", b"start_ms", "text", b"text", "time", b"time", "utterance_id", b"utterance_id", "word_timings", b"word_timings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__client: _TypeAlias = _typing.Literal["client"]  # noqa: Y015
+    _WhichOneofArgType__client: _TypeAlias = _typing.Literal["_client", b"_client"]  # noqa: Y015
     _WhichOneofReturnType__error: _TypeAlias = _typing.Literal["error"]  # noqa: Y015
     _WhichOneofArgType__error: _TypeAlias = _typing.Literal["_error", b"_error"]  # noqa: Y015
     _WhichOneofReturnType__first_audio_ms: _TypeAlias = _typing.Literal["first_audio_ms"]  # noqa: Y015
     _WhichOneofArgType__first_audio_ms: _TypeAlias = _typing.Literal["_first_audio_ms", b"_first_audio_ms"]  # noqa: Y015
+    _WhichOneofReturnType__origin: _TypeAlias = _typing.Literal["origin"]  # noqa: Y015
+    _WhichOneofArgType__origin: _TypeAlias = _typing.Literal["_origin", b"_origin"]  # noqa: Y015
     _WhichOneofReturnType__played_ms: _TypeAlias = _typing.Literal["played_ms"]  # noqa: Y015
     _WhichOneofArgType__played_ms: _TypeAlias = _typing.Literal["_played_ms", b"_played_ms"]  # noqa: Y015
     _WhichOneofReturnType__reason: _TypeAlias = _typing.Literal["reason"]  # noqa: Y015
@@ -774,9 +786,13 @@ class Event(_message.Message):
     _WhichOneofReturnType__text: _TypeAlias = _typing.Literal["text"]  # noqa: Y015
     _WhichOneofArgType__text: _TypeAlias = _typing.Literal["_text", b"_text"]  # noqa: Y015
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__client) -> _WhichOneofReturnType__client | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__error) -> _WhichOneofReturnType__error | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__first_audio_ms) -> _WhichOneofReturnType__first_audio_ms | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__origin) -> _WhichOneofReturnType__origin | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__played_ms) -> _WhichOneofReturnType__played_ms | None: ...
     @_typing.overload

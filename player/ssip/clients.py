@@ -1,0 +1,120 @@
+"""The SSIP front's clients and their messages: client ids, the messages each sent, and
+the events the daemon's bus publishes turned into each client's 70x events.
+
+A message's events follow its utterance's: BEGIN when its first sample leaves the output
+callback (`started`), END when its last has (`finished`), CANCELED when stop, cancel,
+the priority rules or a failure ended it, PAUSED when a more important message pushed it
+aside to be spoken again later, and RESUMED when it starts again. A client is sent only
+the kinds it had asked for when it sent the message. A client that went away keeps its
+messages: they play, and their events go nowhere.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from player.speech.events import Event, EventBus
+from player.speech.utterance import Utterance
+from player.ssip import replies
+from player.ssip.choices import Choices
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class Peer(Protocol):
+    """A connected client, as the front sees it."""
+
+    id: int
+    choices: Choices
+
+    def send_event(self, data: bytes) -> None:
+        """Queue an event for the client: written between replies, never inside one."""
+
+
+@dataclass
+class Message:
+    """One message a client sent: the utterance that speaks it, and who hears of it."""
+
+    id: int
+    client: int
+    utterance: Utterance
+    notify: frozenset[str]
+    """The event kinds its client had asked for when it sent it."""
+    paused: bool = False
+    """Pushed aside by a more important message, to be spoken again."""
+
+
+@dataclass
+class Clients:
+    """Every SSIP client of the daemon, connected or gone, and their messages."""
+
+    peers: dict[int, Peer] = field(default_factory=dict)
+    """Connected clients by id."""
+    names: dict[int, str] = field(default_factory=dict)
+    """Every client's name by id, gone ones included (`HISTORY GET CLIENT_LIST`)."""
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _messages: dict[str, Message] = field(default_factory=dict)
+
+    def join(self, peer: Peer) -> int:
+        """A new connection's client id."""
+        peer.id = next(self._ids)
+        self.peers[peer.id] = peer
+        self.names[peer.id] = peer.choices.name
+        return peer.id
+
+    def leave(self, peer: Peer) -> None:
+        self.peers.pop(peer.id, None)
+
+    def named(self, peer: Peer) -> None:
+        self.names[peer.id] = peer.choices.name
+
+    def sent(self, peer: Peer, utterance: Utterance) -> int:
+        """The message id of what ``peer`` sent (its utterance's number, so the ids in
+        `speechkit-player events` and in SSIP's events match)."""
+        message = Message(
+            int(utterance.id.removeprefix("u")), peer.id, utterance, peer.choices.notifications
+        )
+        self._messages[utterance.id] = message
+        return message.id
+
+    def of(self, client: int) -> list[Utterance]:
+        """The utterances of one client's messages that have not ended."""
+        return [m.utterance for m in self._messages.values() if m.client == client]
+
+    def message(self, utterance_id: str) -> Message | None:
+        return self._messages.get(utterance_id)
+
+    def notify(self, message: Message, kind: str) -> None:
+        """Send ``kind`` to the message's client, if it asked for it and is still here."""
+        peer = self.peers.get(message.client)
+        if peer is not None and kind in message.notify:
+            peer.send_event(replies.event(kind, message.id, message.client))
+
+    async def relay(self, events: EventBus) -> None:
+        """For the daemon's life: the bus's events as the clients' SSIP events."""
+        with events.listen() as queue:
+            while True:
+                self._relay(await queue.get())
+
+    def _relay(self, event: Event) -> None:
+        message = self._messages.get(event.utterance_id)
+        if message is None:
+            return
+        match event.kind:
+            case "started":
+                kind = "resume" if message.paused else "begin"
+                message.paused = False
+            case "interrupted":
+                kind, message.paused = "pause", True
+            case "finished":
+                kind = "end"
+                del self._messages[event.utterance_id]
+            case "cancelled" | "error":
+                kind = "cancel"
+                del self._messages[event.utterance_id]
+            case _:
+                return
+        self.notify(message, kind)

@@ -1,0 +1,93 @@
+"""The voices SSIP clients are offered, and the text a message speaks.
+
+`LIST SYNTHESIS_VOICES` lists the SpeechKit voices with the language each speaks, and
+the local voices configured under `[local] voices`; each line has speech-dispatcher's
+three tab-separated fields (name, language, variant), which libspeechd needs. A `LANGUAGE`
+picks a voice of that language when the chosen one does not speak it.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from player import limits
+
+KEY_NAMES = {
+    "space": "space",
+    "underscore": "underscore",
+    "double-quote": "double quote",
+}
+"""speech-dispatcher's key names that are not what they say when read."""
+CHAR_NAMES = {
+    " ": "space",
+    "\t": "tab",
+    "\n": "new line",
+    ".": "dot",
+    ",": "comma",
+    "-": "dash",
+    "_": "underscore",
+    "'": "apostrophe",
+    '"': "quote",
+}
+"""Characters that say nothing when spoken alone."""
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+@dataclass(frozen=True)
+class Voice:
+    name: str
+    language: str
+    """BCP 47, as the synthesizer speaks it ("ru-RU")."""
+    variant: str = "none"
+
+
+def offered(local: Iterable[str] = ()) -> list[Voice]:
+    """SpeechKit's voices, then the local ones (their language unknown: "none")."""
+    voices = [Voice(name, lang) for name, lang in sorted(limits.VOICE_LANGUAGES.items())]
+    voices += [Voice(name, "none") for name in local if name not in limits.VOICE_LANGUAGES]
+    return voices
+
+
+def listing(voices: Iterable[Voice]) -> list[str]:
+    """`LIST SYNTHESIS_VOICES`'s data lines."""
+    return [f"{v.name}\t{v.language}\t{v.variant}" for v in voices]
+
+
+def for_language(voices: Iterable[Voice], language: str, current: str) -> str:
+    """The voice to speak ``language`` with: ``current`` if it speaks it, else the first
+    that does; ``current`` when none does (the language is then only a wish)."""
+    wanted = language.lower()
+    by_name = {v.name: v for v in voices}
+    if current in by_name and _speaks(by_name[current], wanted):
+        return current
+    return next((v.name for v in by_name.values() if _speaks(v, wanted)), current)
+
+
+def _speaks(voice: Voice, wanted: str) -> bool:
+    language = voice.language.lower()
+    return language == wanted or language.split("-")[0] == wanted.split("-")[0]
+
+
+def char_text(argument: str) -> str:
+    """What `CHAR` speaks: the character, or its name where alone it says nothing."""
+    if argument.lower() == "space":
+        return "space"
+    return CHAR_NAMES.get(argument, argument)
+
+
+def key_text(argument: str) -> str:
+    """What `KEY` speaks: "shift_a" as "shift a", "kp-enter" as "kp enter"."""
+    name = argument.lower()
+    if name in KEY_NAMES:
+        return KEY_NAMES[name]
+    parts = [CHAR_NAMES.get(p, p) for p in name.split("_") if p]
+    return " ".join(p.replace("-", " ") if len(p) > 1 else p for p in parts) or name
+
+
+def ssml_text(markup: str) -> str:
+    """The words of an SSML message, its tags dropped and entities read as characters."""
+    return html.unescape(_TAG.sub(" ", markup))

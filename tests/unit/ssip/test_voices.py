@@ -1,0 +1,39 @@
+from player.ssip.voices import (
+    Voice,
+    char_text,
+    for_language,
+    key_text,
+    listing,
+    offered,
+    ssml_text,
+)
+
+
+def test_every_voice_line_has_three_tab_separated_fields():
+    lines = listing(offered(["kiosk-voice"]))
+    assert all(len(line.split("\t")) == 3 for line in lines)
+    assert "marina\tru-RU\tnone" in lines
+    assert lines[-1] == "kiosk-voice\tnone\tnone"
+
+
+def test_a_language_picks_a_voice_that_speaks_it_unless_the_current_one_does():
+    voices = [Voice("marina", "ru-RU"), Voice("john", "en-US"), Voice("lea", "de-DE")]
+    assert for_language(voices, "en", "marina") == "john"
+    assert for_language(voices, "ru", "marina") == "marina"
+    assert for_language(voices, "de-DE", "") == "lea"
+    assert for_language(voices, "C", "marina") == "marina"  # spd-say's default: no wish
+
+
+def test_chars_and_keys_are_spoken_by_name_where_alone_they_say_nothing():
+    assert char_text("a") == "a"
+    assert char_text("space") == "space"
+    assert char_text(",") == "comma"
+    assert key_text("shift_a") == "shift a"
+    assert key_text("kp-enter") == "kp enter"
+    assert key_text("double-quote") == "double quote"
+
+
+def test_ssml_keeps_the_words_and_reads_entities():
+    assert " ".join(ssml_text("<speak>Fish &amp; chips<break time='1s'/>now</speak>").split()) == (
+        "Fish & chips now"
+    )
