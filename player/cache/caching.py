@@ -20,7 +20,7 @@ from player.cache.entry import Entry, to_pcm
 from player.cache.key import SoundKey, normal_text
 from player.cache.store import PhraseStore
 from player.config import VoiceSettings
-from player.synthesis.interface import CallResult, Piece, Sink, Spoken, Synthesis
+from player.synthesis.interface import CallResult, Piece, Sink, Spoken, Synthesis, VoiceChoice
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -52,6 +52,10 @@ class _Voicing:
             return self.engines.local
         return self.engines.primary
 
+    def chosen(self, choice: VoiceChoice | None) -> VoiceSettings:
+        """The voice an utterance with ``choice`` speaks with."""
+        return self.voice if choice is None else choice.applied(self.voice)
+
 
 class Caching:
     def __init__(
@@ -81,23 +85,30 @@ class Caching:
         """Who spoke a call's audio."""
         return self._voicing.engine_of(result)
 
-    def find(self, text: str) -> tuple[str, int] | None:
-        """(engine, duration in ms) of what is kept for the text, in the voice and by
-        the engine configured, marked as just played; None if nothing is."""
-        key = self.key(text)
+    def find(self, text: str, choice: VoiceChoice | None = None) -> tuple[str, int] | None:
+        """(engine, duration in ms) of what is kept for the text, in the voice (as
+        ``choice`` changes it) and by the engine configured, marked as just played; None
+        if nothing is."""
+        key = self.key(text, choice=choice)
         duration = self.store.touch(key.digest())
         return (key.engine, duration) if duration is not None else None
 
-    def key(self, text: str, engine: str | None = None) -> SoundKey:
+    def key(
+        self, text: str, engine: str | None = None, choice: VoiceChoice | None = None
+    ) -> SoundKey:
         voicing = self._voicing
         engine = engine or voicing.engines.primary
-        return SoundKey(normal_text(text), engine, voicing.voice, self._samplerate)
+        return SoundKey(normal_text(text), engine, voicing.chosen(choice), self._samplerate)
 
     async def recall(
-        self, text: str, sink: Sink, found: Callable[[], None] = lambda: None
+        self,
+        text: str,
+        sink: Sink,
+        found: Callable[[], None] = lambda: None,
+        choice: VoiceChoice | None = None,
     ) -> CallResult | None:
         started = time.monotonic()
-        key = self.key(text)
+        key = self.key(text, choice=choice)
         entry = await asyncio.to_thread(self.store.load, key.digest())
         if entry is None or entry.samplerate != self._samplerate:
             return None
@@ -105,8 +116,10 @@ class Caching:
         delay = await play(entry, sink, started)
         return CallResult(entry.frames, "", delay, cached=True)
 
-    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
-        call = await self._run(pieces, sink)
+    async def synthesize(
+        self, pieces: AsyncIterator[Piece], sink: Sink, choice: VoiceChoice | None = None
+    ) -> CallResult:
+        call = await self._run(pieces, sink, choice)
         if call.whole and call.voicing is self._voicing:
             self._keep(call)
         return call.result
@@ -115,26 +128,29 @@ class Caching:
         """Synthesises without playing, and keeps it: the result, and whether it was
         kept (`cache warm`). What the local voice spoke in the endpoint's place is not
         kept: a `say` would not look for it."""
-        call = await self._run(pieces, None)
+        call = await self._run(pieces, None, None)
         if not call.whole or call.result.fallback or call.voicing is not self._voicing:
             return call.result, False
         return call.result, await self._keep(call)
 
-    async def _run(self, pieces: AsyncIterator[Piece], sink: Sink | None) -> _Call:
+    async def _run(
+        self, pieces: AsyncIterator[Piece], sink: Sink | None, choice: VoiceChoice | None
+    ) -> _Call:
         voicing = self._voicing
         tap = _Tap(pieces)
         recording = _Recording(sink, self._samplerate)
-        result = await self._inner.synthesize(tap.pieces(), recording)
-        return _Call(voicing, normal_text("".join(tap.texts)), result, recording, tap.exhausted)
+        result = await self._inner.synthesize(tap.pieces(), recording, choice)
+        text = normal_text("".join(tap.texts))
+        return _Call(voicing, voicing.chosen(choice), text, result, recording, tap.exhausted)
 
     def _keep(self, call: _Call) -> asyncio.Task[bool]:
         voicing, recording = call.voicing, call.recording
         engine = voicing.engine_of(call.result)
-        key = SoundKey(call.text, engine, voicing.voice, self._samplerate)
+        key = SoundKey(call.text, engine, call.voice, self._samplerate)
         entry = Entry(
             key.text,
             engine,
-            voicing.voice.voice,
+            call.voice.voice,
             self._samplerate,
             to_pcm(recording.frames()),
             tuple(recording.marks),
@@ -186,6 +202,8 @@ class _Call:
     sent, and what came back."""
 
     voicing: _Voicing
+    voice: VoiceSettings
+    """The voice it spoke with: the configured one as the utterance's choice changed it."""
     text: str
     result: CallResult
     recording: _Recording

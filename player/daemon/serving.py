@@ -208,7 +208,8 @@ def _ssip(settings: Settings, speaker: Speaker) -> SsipServer | None:
         return None
     from player.ssip import SsipServer
 
-    return SsipServer(settings.ssip, speaker, [name for name, _ in settings.local.voices])
+    local = [name for name, _ in settings.local.voices]
+    return SsipServer(settings.ssip, speaker, settings.voice.voice, local)
 
 
 async def _serve(

@@ -270,7 +270,9 @@ class Playback:
                 track.speech_offset = len(chime)
             result = await self._recalled(utterance, sink)
             if result is None:
-                result = await self._synthesis.synthesize(self._waking(utterance), sink)
+                result = await self._synthesis.synthesize(
+                    self._waking(utterance), sink, utterance.voice
+                )
         except asyncio.CancelledError:
             output.drain.expecting = False
             raise
@@ -312,7 +314,7 @@ class Playback:
         if self._recall is None or text is None:
             return None
         await self.output.stream.wake()
-        return await self._recall.recall(text, sink, utterance.recalled)
+        return await self._recall.recall(text, sink, utterance.recalled, utterance.voice)
 
     async def _waking(self, utterance: Utterance) -> AsyncIterator[Piece]:
         """The utterance's text, waking the output as its first piece is asked for: the

@@ -17,10 +17,11 @@ from player.errors import PriorityError, TextError
 from player.speech.playback import Playback
 from player.speech.priority import Priority
 from player.speech.utterance import Origin, Utterance, worth_starting
+from player.synthesis.interface import VoiceChoice
 
 _LOGGER = logging.getLogger(__name__)
 
-__all__ = ["Origin", "Saying", "Speaker", "priority_named"]
+__all__ = ["Origin", "Saying", "Speaker", "VoiceChoice", "priority_named"]
 
 Announce = Callable[[Utterance], Awaitable[None]]
 """Told of a request's utterance before it is queued (the gRPC front sends its id)."""
@@ -63,12 +64,14 @@ class Speaker:
         it (the phrase cache may then play it)."""
         return Saying(self, priority, origin, complete=complete, announce=announce)
 
-    def say(self, text: str, priority: Priority, origin: Origin) -> Utterance | None:
+    def say(
+        self, text: str, priority: Priority, origin: Origin, choice: VoiceChoice | None = None
+    ) -> Utterance | None:
         """Queue a whole text: its utterance, or None when the text has nothing to speak.
-        Raises TextError."""
+        ``choice``: what it asks of the configured voice. Raises TextError."""
         if not worth_starting(text, self.text):
             return None
-        utterance = self.utterance(priority, origin)
+        utterance = self.utterance(priority, origin, choice)
         utterance.feed(text)
         utterance.close()
         if not utterance.has_speech:
@@ -96,9 +99,13 @@ class Speaker:
     def resume(self) -> None:
         self.playback.resume()
 
-    def utterance(self, priority: Priority, origin: Origin) -> Utterance:
+    def utterance(
+        self, priority: Priority, origin: Origin, choice: VoiceChoice | None = None
+    ) -> Utterance:
         """A new utterance with the current settings, not queued yet."""
-        return Utterance(self._stream, priority, self.text, origin)
+        utterance = Utterance(self._stream, priority, self.text, origin)
+        utterance.voice = choice
+        return utterance
 
     def submit(self, utterance: Utterance) -> None:
         """Queue it: what it does to the others follows its priority."""

@@ -35,7 +35,7 @@ from player.speech.sentences import (
     starts_clause,
 )
 from player.speech.text import WordJoiner
-from player.synthesis.interface import FORCE, Piece
+from player.synthesis.interface import FORCE, Piece, VoiceChoice
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -76,6 +76,8 @@ class Utterance:
         self.id = f"u{next(self._ids)}"
         self.priority = priority
         self.origin = origin or Origin()
+        self.voice: VoiceChoice | None = None
+        """What it asks of the configured voice (a front's client's choice); None: nothing."""
         self.played_frames = 0
         """Frames heard in earlier, interrupted runs."""
         self.runs = 0

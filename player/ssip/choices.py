@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from player.speech.priority import Priority
+from player.speech.requests import VoiceChoice
 from player.ssip import replies
 
 NOTIFICATIONS = ("begin", "end", "cancel", "pause", "resume", "index_marks")
@@ -168,6 +169,14 @@ SETTERS: Mapping[str, Callable[[Choices, list[str]], str]] = {
 """SET's parameters, lower case, each checking its value and answering."""
 OWN_ONLY = frozenset({"client_name", "notification"})
 """Parameters a client sets for itself only (`SET self`)."""
+
+
+def voice_choice(choices: Choices) -> VoiceChoice | None:
+    """What a client's choices ask of the configured voice; None when nothing."""
+    choice = VoiceChoice(
+        voice=choices.voice, rate=choices.rate, pitch=choices.pitch, volume=choices.volume
+    )
+    return None if choice == VoiceChoice() else choice
 
 
 def _integer(text: str) -> int | None:

@@ -22,7 +22,7 @@ from player.speech.priority import Priority
 from player.speech.requests import Origin, Speaker
 from player.speech.utterance import Utterance
 from player.ssip import replies
-from player.ssip.choices import OWN_ONLY, SETTERS, Choices
+from player.ssip.choices import OWN_ONLY, SETTERS, Choices, voice_choice
 from player.ssip.clients import Clients
 from player.ssip.voices import Voice, char_text, for_language, key_text, listing, ssml_text
 
@@ -51,7 +51,9 @@ class Connection:
         speaker: Speaker,
         clients: Clients,
         voices: list[Voice],
+        configured_voice: str,
     ) -> None:
+        """``configured_voice``: the voice a client that chose none speaks with."""
         self.id = 0
         self.choices = Choices()
         self._reader = reader
@@ -59,6 +61,7 @@ class Connection:
         self._speaker = speaker
         self._clients = clients
         self._voices = voices
+        self._configured_voice = configured_voice
         self._events: collections.deque[bytes] = collections.deque(maxlen=EVENTS_KEPT)
         self._events_due = asyncio.Event()
         self._replying = asyncio.Lock()
@@ -212,7 +215,9 @@ class Connection:
     def _queue(self, text: str, priority: Priority) -> bytes:
         choices = self.choices
         try:
-            utterance = self._speaker.say(text, priority, Origin("ssip", choices.name))
+            utterance = self._speaker.say(
+                text, priority, Origin("ssip", choices.name), voice_choice(choices)
+            )
         except SpeechError as err:
             _LOGGER.info("SSIP client %d: %s", self.id, err)
             return replies.reply(replies.NOTHING_TO_SAY)
@@ -249,15 +254,31 @@ class Connection:
             return replies.reply(invalid)
         if name in OWN_ONLY and targets != [self.choices]:
             return replies.reply(replies.PARAMETER_INVALID)
+        if name == "synthesis_voice":
+            voice = self._voice_named(values)
+            if voice is None:
+                return replies.reply(replies.COULDNT_SET_VOICE)
+            values = [voice]
         answer = replies.PARAMETER_INVALID
         for choices in targets:
             answer = setter(choices, values)
+        self._after_set(name, answer, targets)
+        return replies.reply(answer)
+
+    def _after_set(self, name: str, answer: str, targets: list[Choices]) -> None:
         if name == "client_name":
             self._clients.named(self)
         elif name == "language" and answer == replies.LANGUAGE_SET:
+            # A voice that speaks it, unless the one chosen does.
             for choices in targets:
-                choices.voice = for_language(self._voices, choices.language, choices.voice)
-        return replies.reply(answer)
+                current = choices.voice or self._configured_voice
+                voice = for_language(self._voices, choices.language, current)
+                choices.voice = "" if voice == self._configured_voice else voice
+
+    def _voice_named(self, values: list[str]) -> str | None:
+        """The offered voice a SYNTHESIS_VOICE names (in any case)."""
+        wanted = " ".join(values).strip('"').lower()
+        return next((v.name for v in self._voices if v.name.lower() == wanted), None)
 
     def _scope(self, scope: str) -> list[Choices] | None:
         if scope == "self":

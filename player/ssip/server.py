@@ -34,8 +34,12 @@ PROBE_TIMEOUT_S = 1.0
 class SsipServer:
     """Serves SSIP on the configured sockets until cancelled."""
 
-    def __init__(self, settings: SsipSettings, speaker: Speaker, local_voices: list[str]) -> None:
+    def __init__(
+        self, settings: SsipSettings, speaker: Speaker, voice: str, local_voices: list[str]
+    ) -> None:
+        """``voice``: the configured voice's name; ``local_voices``: [local] voices' names."""
         self._settings = settings
+        self._voice = voice
         self._speaker = speaker
         self._voices = offered(local_voices)
         self.clients = Clients()
@@ -144,7 +148,9 @@ class SsipServer:
         assert task is not None
         self._connections.add(task)
         try:
-            connection = Connection(reader, writer, self._speaker, self.clients, self._voices)
+            connection = Connection(
+                reader, writer, self._speaker, self.clients, self._voices, self._voice
+            )
             await connection.serve()
         except Exception:
             # One client's trouble must not end the others' or the daemon's.

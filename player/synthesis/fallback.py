@@ -12,7 +12,7 @@ import grpc
 
 from player.audio.ring import Frames
 from player.errors import SynthesisError
-from player.synthesis.interface import CallResult, Piece, Sink, Spoken, Synthesis
+from player.synthesis.interface import CallResult, Piece, Sink, Spoken, Synthesis, VoiceChoice
 from player.synthesis.replay import Replay
 
 _LOGGER = logging.getLogger(__name__)
@@ -53,18 +53,20 @@ class Fallback:
         self._last_warning = -WARN_INTERVAL
         self._quiet = 0
 
-    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
+    async def synthesize(
+        self, pieces: AsyncIterator[Piece], sink: Sink, choice: VoiceChoice | None = None
+    ) -> CallResult:
         replay = Replay(pieces)
         pump = asyncio.create_task(replay.pump())
         tracking = _Tracking(sink)
         try:
             try:
-                return await self._primary.synthesize(replay.reader(), tracking)
+                return await self._primary.synthesize(replay.reader(), tracking, choice)
             except SynthesisError as err:
                 if err.code not in FALLBACK_CODES or tracking.heard:
                     raise
                 self._warn(err)
-            result = await self._local.synthesize(replay.reader(), sink)
+            result = await self._local.synthesize(replay.reader(), sink, choice)
             return dataclasses.replace(result, fallback=True)
         finally:
             pump.cancel()

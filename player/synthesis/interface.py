@@ -9,12 +9,15 @@ worker never knows which one speaks.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from player import limits
 from player.audio.ring import Frames
+from player.config import VoiceSettings
 
 
 class Force(enum.Enum):
@@ -44,6 +47,62 @@ class Spoken:
     start_ms: int
     """From the start of the call's audio, milliseconds."""
     words: tuple[WordTiming, ...] = ()
+
+
+SCALE = 100
+"""RATE, PITCH and VOLUME in a `VoiceChoice` run from -SCALE to SCALE, 0 the configured
+voice's own (speech-dispatcher's scale)."""
+RATE_BASE = 3.0
+"""Speed at RATE +100 (and 1/RATE_BASE at -100): SpeechKit's widest, 0.1 to 3.0."""
+PITCH_HZ = 2.0
+"""Hz of pitch shift per PITCH step: +-200 Hz at the ends."""
+LUFS_PER_STEP = 0.15
+"""LUFS per VOLUME step around the service's -19 LUFS: -34 to -4."""
+DEFAULT_LUFS, DEFAULT_PEAK = -19.0, 0.7
+"""SpeechKit's own loudness targets, where the config names none."""
+
+
+@dataclass(frozen=True)
+class VoiceChoice:
+    """What one utterance asks of the voice beside the configured one: a voice by name,
+    and rate, pitch and volume on speech-dispatcher's -100..100 scale."""
+
+    voice: str = ""
+    """A SpeechKit (or local) voice's name; empty for the configured one."""
+    role: str = ""
+    """The voice's role; empty for the configured one (or the voice's default)."""
+    rate: int = 0
+    pitch: int = 0
+    volume: int = 0
+
+    def applied(self, voice: VoiceSettings) -> VoiceSettings:
+        """The configured ``voice`` as this choice changes it, within SpeechKit's limits."""
+        speed = voice.speed * RATE_BASE ** (self.rate / SCALE)
+        pitch = voice.pitch_shift + PITCH_HZ * self.pitch
+        volume = voice.volume
+        if self.volume:
+            volume = _louder(voice, self.volume)
+        changed = dataclasses.replace(
+            voice,
+            speed=round(min(max(speed, limits.SPEED[0]), limits.SPEED[1]), 3),
+            pitch_shift=min(max(pitch, limits.PITCH_SHIFT_HZ[0]), limits.PITCH_SHIFT_HZ[1]),
+            volume=volume,
+        )
+        if self.voice and self.voice != voice.voice:
+            # Another voice's roles differ: its own default, unless one is asked for.
+            changed = dataclasses.replace(changed, voice=self.voice, role=self.role)
+        elif self.role:
+            changed = dataclasses.replace(changed, role=self.role)
+        return changed
+
+
+def _louder(voice: VoiceSettings, steps: int) -> float:
+    if voice.loudness == "MAX_PEAK":
+        base = DEFAULT_PEAK if voice.volume is None else voice.volume
+        peak = base * (1 + steps / SCALE) if steps < 0 else base + (1 - base) * steps / SCALE
+        return round(min(max(peak, 0.01), limits.VOLUME_MAX_PEAK[1]), 3)
+    base = DEFAULT_LUFS if voice.volume is None else voice.volume
+    return round(min(max(base + LUFS_PER_STEP * steps, limits.VOLUME_LUFS[0]), -0.01), 2)
 
 
 class Sink(Protocol):
@@ -78,14 +137,23 @@ class CallResult:
 
 
 class Synthesis(Protocol):
-    """Speaks one utterance's pieces into a sink; raises SynthesisError when it cannot."""
+    """Speaks one utterance's pieces into a sink; raises SynthesisError when it cannot.
+    ``choice``: what the utterance asks of the configured voice (None: nothing)."""
 
-    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult: ...
+    async def synthesize(
+        self, pieces: AsyncIterator[Piece], sink: Sink, choice: VoiceChoice | None = None
+    ) -> CallResult: ...
 
 
 class Recall(Protocol):
     """Plays a whole text's audio from somewhere it was kept, without synthesising it."""
 
-    async def recall(self, text: str, sink: Sink, found: Callable[[], None]) -> CallResult | None:
+    async def recall(
+        self,
+        text: str,
+        sink: Sink,
+        found: Callable[[], None],
+        choice: VoiceChoice | None = None,
+    ) -> CallResult | None:
         """The result once its audio was passed to ``sink``; None (and nothing passed)
         when there is none kept for it. ``found`` is called before anything is passed."""

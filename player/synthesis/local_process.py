@@ -23,7 +23,7 @@ from pathlib import Path
 import grpc
 
 from player.errors import SynthesisError
-from player.synthesis.interface import CallResult, Piece, Sink
+from player.synthesis.interface import CallResult, Piece, Sink, VoiceChoice
 from player.synthesis.speechkit import SpeechKitClient
 
 _LOGGER = logging.getLogger(__name__)
@@ -211,6 +211,8 @@ class LocalEngineClient:
         self._child = child
         self._synthesizer = synthesizer
 
-    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
+    async def synthesize(
+        self, pieces: AsyncIterator[Piece], sink: Sink, choice: VoiceChoice | None = None
+    ) -> CallResult:
         await self._child.wait_ready()
-        return await self._synthesizer.synthesize(pieces, sink)
+        return await self._synthesizer.synthesize(pieces, sink, choice)

@@ -19,7 +19,15 @@ from collections.abc import AsyncIterator
 
 from player import limits
 from player.audio.ring import Frames
-from player.synthesis.interface import FORCE, CallResult, Piece, Sink, Spoken, Synthesis
+from player.synthesis.interface import (
+    FORCE,
+    CallResult,
+    Piece,
+    Sink,
+    Spoken,
+    Synthesis,
+    VoiceChoice,
+)
 
 SENTENCE_END_MARGIN = 1000
 """Characters: once a call holds more than its limit less this, it ends at the next
@@ -35,13 +43,15 @@ class SplitLongText:
         self._samplerate = samplerate
         self._limit = limit
 
-    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
+    async def synthesize(
+        self, pieces: AsyncIterator[Piece], sink: Sink, choice: VoiceChoice | None = None
+    ) -> CallResult:
         budget = _Budget(pieces, self._limit)
         results: list[CallResult] = []
         frames = 0
         while True:
             offset_ms = frames * 1000 // self._samplerate
-            result = await self._inner.synthesize(budget.call(), _Shifted(sink, offset_ms))
+            result = await self._inner.synthesize(budget.call(), _Shifted(sink, offset_ms), choice)
             results.append(result)
             frames += result.frames
             if budget.ended:

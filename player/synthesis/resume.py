@@ -33,7 +33,15 @@ import grpc
 
 from player.audio.ring import Frames
 from player.errors import SynthesisError
-from player.synthesis.interface import FORCE, CallResult, Piece, Sink, Spoken, Synthesis
+from player.synthesis.interface import (
+    FORCE,
+    CallResult,
+    Piece,
+    Sink,
+    Spoken,
+    Synthesis,
+    VoiceChoice,
+)
 from player.synthesis.replay import Replay
 
 _LOGGER = logging.getLogger(__name__)
@@ -77,16 +85,18 @@ class Resume:
         self._max_delay = max_delay
         self._rng = rng or random.Random()
 
-    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
+    async def synthesize(
+        self, pieces: AsyncIterator[Piece], sink: Sink, choice: VoiceChoice | None = None
+    ) -> CallResult:
         replay = Replay(pieces)
         pump = asyncio.create_task(replay.pump())
         try:
-            return await self._attempts(replay, sink)
+            return await self._attempts(replay, sink, choice)
         finally:
             pump.cancel()
             await asyncio.wait([pump])
 
-    async def _attempts(self, replay: Replay, sink: Sink) -> CallResult:
+    async def _attempts(self, replay: Replay, sink: Sink, choice: VoiceChoice | None) -> CallResult:
         began = time.monotonic()
         kept = 0  # frames of earlier calls that stay in the sink
         first_piece = 0  # where the current call's text starts in the replay
@@ -97,7 +107,7 @@ class Resume:
         while True:
             call = _CallSink(sink, replay.pieces, first_piece, kept, self._samplerate)
             try:
-                result = await self._inner.synthesize(replay.reader(first_piece), call)
+                result = await self._inner.synthesize(replay.reader(first_piece), call, choice)
             except SynthesisError as err:
                 if err.retry_once and not renewed:
                     renewed = True

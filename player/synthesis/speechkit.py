@@ -19,7 +19,7 @@ from player.auth import Credentials
 from player.config import SpeechKitSettings, VoiceSettings
 from player.errors import CredentialsError, SynthesisError
 from player.generated.speechkit.tts.v3 import tts_pb2, tts_service_pb2_grpc
-from player.synthesis.interface import CallResult, Piece, Sink
+from player.synthesis.interface import CallResult, Piece, Sink, VoiceChoice
 from player.synthesis.stream_call import Silent, StreamCall, metadata_value
 
 _LOGGER = logging.getLogger(__name__)
@@ -125,6 +125,7 @@ class SpeechKitClient:
         self._channel = channel
         self._stub = tts_service_pb2_grpc.SynthesizerStub(channel)
         self._speechkit = speechkit
+        self._voice = voice
         self._options = build_options(voice, samplerate)
         self._samplerate = samplerate
         self._fail_fast = fail_fast
@@ -132,6 +133,7 @@ class SpeechKitClient:
     def configure(self, voice: VoiceSettings, speechkit: SpeechKitSettings | None = None) -> None:
         """Voice and service settings for calls opened from now on (a reloaded config);
         the channel and its endpoint stay."""
+        self._voice = voice
         self._options = build_options(voice, self._samplerate)
         if speechkit is not None:
             self._speechkit = speechkit
@@ -161,10 +163,15 @@ class SpeechKitClient:
             )
             raise SynthesisError(message, code) from None
 
-    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
+    async def synthesize(
+        self, pieces: AsyncIterator[Piece], sink: Sink, choice: VoiceChoice | None = None
+    ) -> CallResult:
         """Send ``pieces`` (text ending with whitespace, or FORCE) and pass the audio to
         ``sink`` as it arrives. Raises SynthesisError; CancelledError cancels the call."""
         credentials = self.credentials
+        options = self._options
+        if choice is not None:
+            options = build_options(choice.applied(self._voice), self._samplerate)
         authorization = await self._authorization(credentials)
         await self._connected()
         client_id = str(uuid.uuid4())
@@ -175,7 +182,7 @@ class SpeechKitClient:
         )
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(call.send(self._options, pieces))
+                group.create_task(call.send(options, pieces))
                 group.create_task(call.receive(sink))
         except* grpc.aio.AioRpcError as errors:
             err = errors.exceptions[0]

@@ -325,3 +325,37 @@ async def test_auto_leaves_a_live_speech_dispatcher_socket_alone(
         assert "a speech-dispatcher already serves" in daemon.log
         await daemon.stop()
         assert standard.lstat().st_ino == before
+
+
+async def test_voice_rate_pitch_and_volume_reach_speechkit(
+    ssip_daemon: Daemon, tone_server: ToneServer
+) -> None:
+    env = client_env(ssip_daemon)
+    said = await spd_say(env, "-w", "-y", "JOHN", "-r", "50", "-p", "-20", "-i", "40", SHORT)
+    assert said.returncode == 0, said.stderr
+    assert (await spd_say(env, "-w", "-l", "de", SHORT)).returncode == 0
+    assert (await spd_say(env, "-w", "-l", "ru", SHORT)).returncode == 0
+    first, german, russian = await tone_server.wait_calls(3, TIMEOUT)
+    assert first.options is not None
+    assert first.options.voice == "john"
+    assert first.options.speed == pytest.approx(1.732)
+    assert (first.options.pitch_shift, first.options.volume) == (-40.0, -13.0)
+    assert german.options is not None
+    assert german.options.voice == "lea"
+    # The configured voice speaks Russian: a language it speaks keeps it.
+    assert russian.options is not None
+    assert (russian.options.voice, russian.options.speed) == ("marina", 1.0)
+
+
+async def test_an_unknown_voice_is_refused_and_the_configured_one_speaks(
+    ssip_daemon: Daemon, tmp_path: Path, tone_server: ToneServer
+) -> None:
+    answers = await asyncio.to_thread(
+        raw_session,
+        tmp_path / "speechd.sock",
+        [b"SET self SYNTHESIS_VOICE nobody\r\n", b"SPEAK\r\n", b"Hello.\r\n.\r\n"],
+    )
+    assert answers[0] == b"309 ERR COULDNT SET VOICE\r\n"
+    (call,) = await tone_server.wait_calls(1, TIMEOUT)
+    assert call.options is not None
+    assert call.options.voice == "marina"

@@ -11,7 +11,7 @@ import numpy as np
 from player.daemon.serving import WEDGED_S, _ServiceStatus
 from player.speech.playback import Playback
 from player.speech.utterance import Utterance
-from player.synthesis.interface import CallResult, Piece, Sink
+from player.synthesis.interface import CallResult, Piece, Sink, VoiceChoice
 from tests.harness import waiting
 from tests.harness.fake_stream import FakeStream, make_output
 
@@ -25,7 +25,9 @@ class FakeSynthesis:
     def __init__(self) -> None:
         self.fallback = False
 
-    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
+    async def synthesize(
+        self, pieces: AsyncIterator[Piece], sink: Sink, choice: VoiceChoice | None = None
+    ) -> CallResult:
         frames = 0
         async for _ in pieces:
             await sink.audio(np.full(80, 0.25, dtype=np.float32))

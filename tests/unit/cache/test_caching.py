@@ -15,7 +15,7 @@ from player.cache.caching import Caching, Engines
 from player.cache.store import PhraseStore
 from player.config import VoiceSettings
 from player.errors import SynthesisError
-from player.synthesis.interface import CallResult, Piece, Sink, Spoken
+from player.synthesis.interface import CallResult, Piece, Sink, Spoken, VoiceChoice
 
 pytestmark = pytest.mark.unit
 
@@ -52,7 +52,9 @@ class _Tones:
         self.calls = 0
         self._fail, self._withdraw, self._fallback = fail, withdraw, fallback
 
-    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
+    async def synthesize(
+        self, pieces: AsyncIterator[Piece], sink: Sink, choice: VoiceChoice | None = None
+    ) -> CallResult:
         self.calls += 1
         frames = 0
         async for piece in pieces:
@@ -104,6 +106,20 @@ async def test_a_whole_utterance_is_kept_and_plays_again_without_a_call(tmp_path
     heard_before = sum(int(n) for kind, n in again.items[:second] if kind == "audio")  # type: ignore[call-overload]
     assert heard_before > RATE // 10
     assert await caching.recall("One. Three.", _Sink()) is None
+
+
+async def test_a_phrase_is_kept_under_the_voice_its_utterance_chose(tmp_path: Path) -> None:
+    inner = _Tones()
+    caching = _caching(tmp_path, inner)
+    faster = VoiceChoice(rate=50)
+    await caching.synthesize(_pieces("One. "), _Sink(), faster)
+    await caching.aclose()
+
+    assert await caching.recall("One.", _Sink()) is None
+    assert await caching.recall("One.", _Sink(), choice=VoiceChoice(rate=40)) is None
+    assert await caching.recall("One.", _Sink(), choice=faster) is not None
+    assert caching.find("One.", faster) is not None
+    assert caching.find("One.") is None
 
 
 async def test_a_failed_call_keeps_nothing(tmp_path: Path) -> None:

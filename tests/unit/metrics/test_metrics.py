@@ -26,7 +26,7 @@ from player.metrics.server import Metrics
 from player.speech.playback import Playback
 from player.speech.priority import Priority
 from player.speech.utterance import Utterance
-from player.synthesis.interface import CallResult, Piece, Sink, Spoken
+from player.synthesis.interface import CallResult, Piece, Sink, Spoken, VoiceChoice
 from tests.harness.fake_stream import FakeStream, make_output
 from tests.harness.metric_types import ALWAYS_SERVED
 from tests.unit.speech.test_playback import FakeSynthesis, drain
@@ -153,7 +153,9 @@ class SpeakingSynthesis(FakeSynthesis):
         super().__init__()
         self.spoken = 0
 
-    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
+    async def synthesize(
+        self, pieces: AsyncIterator[Piece], sink: Sink, choice: VoiceChoice | None = None
+    ) -> CallResult:
         frames = 0
         async for piece in pieces:
             await sink.audio(np.full(80, 0.25, dtype=np.float32))

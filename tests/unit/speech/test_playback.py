@@ -7,7 +7,7 @@ import pytest
 from player.errors import SynthesisError
 from player.speech.playback import Playback
 from player.speech.utterance import Utterance
-from player.synthesis.interface import CallResult, Piece, Sink, Spoken
+from player.synthesis.interface import CallResult, Piece, Sink, Spoken, VoiceChoice
 from tests.harness.fake_stream import FakeStream, make_output
 
 TIMEOUT = 5.0
@@ -20,7 +20,9 @@ class FakeSynthesis:
         self.fail_with: Exception | None = None
         self.calls = 0
 
-    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
+    async def synthesize(
+        self, pieces: AsyncIterator[Piece], sink: Sink, choice: VoiceChoice | None = None
+    ) -> CallResult:
         self.calls += 1
         frames = 0
         async for _ in pieces:
@@ -117,7 +119,9 @@ class BrokenThenResumed:
         self.go = asyncio.Event()
         self.taken = -1
 
-    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
+    async def synthesize(
+        self, pieces: AsyncIterator[Piece], sink: Sink, choice: VoiceChoice | None = None
+    ) -> CallResult:
         async for _ in pieces:
             pass
         await sink.audio(block(A, 800))

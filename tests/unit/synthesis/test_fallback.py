@@ -13,7 +13,7 @@ import pytest
 from player.audio.ring import Frames
 from player.errors import SynthesisError
 from player.synthesis.fallback import Fallback
-from player.synthesis.interface import CallResult, Piece, Sink, Spoken
+from player.synthesis.interface import CallResult, Piece, Sink, Spoken, VoiceChoice
 
 TIMEOUT = 5.0
 """Bound on every wait in this file; nothing here should take more than a few ms."""
@@ -89,7 +89,9 @@ class Primary:
         self.seen: list[Piece] = []
         self.calls = 0
 
-    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
+    async def synthesize(
+        self, pieces: AsyncIterator[Piece], sink: Sink, choice: VoiceChoice | None = None
+    ) -> CallResult:
         self.calls += 1
         if self.error is None:
             async for piece in pieces:
@@ -110,7 +112,9 @@ class BlockedPrimary:
         self.entered = asyncio.Event()
         self.cancelled = False
 
-    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
+    async def synthesize(
+        self, pieces: AsyncIterator[Piece], sink: Sink, choice: VoiceChoice | None = None
+    ) -> CallResult:
         await anext(pieces)
         self.entered.set()
         try:
@@ -129,7 +133,9 @@ class Local:
         self.received: asyncio.Queue[Piece] = asyncio.Queue()
         self.calls = 0
 
-    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
+    async def synthesize(
+        self, pieces: AsyncIterator[Piece], sink: Sink, choice: VoiceChoice | None = None
+    ) -> CallResult:
         self.calls += 1
         frames = 0
         async for piece in pieces:

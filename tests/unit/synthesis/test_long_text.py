@@ -9,7 +9,15 @@ import pytest
 
 from player.audio.ring import Frames
 from player.errors import SynthesisError
-from player.synthesis.interface import FORCE, CallResult, Piece, Sink, Spoken, WordTiming
+from player.synthesis.interface import (
+    FORCE,
+    CallResult,
+    Piece,
+    Sink,
+    Spoken,
+    VoiceChoice,
+    WordTiming,
+)
 from player.synthesis.long_text import SENTENCE_END_MARGIN, SplitLongText
 
 RATE = 8000
@@ -24,7 +32,9 @@ class Calls:
         self.calls: list[list[Piece]] = []
         self._fail_on_call = fail_on_call
 
-    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
+    async def synthesize(
+        self, pieces: AsyncIterator[Piece], sink: Sink, choice: VoiceChoice | None = None
+    ) -> CallResult:
         sent: list[Piece] = []
         self.calls.append(sent)
         if self._fail_on_call == len(self.calls):

@@ -16,7 +16,15 @@ import pytest
 from player.audio.ring import Frames
 from player.errors import SynthesisError
 from player.synthesis.fallback import Fallback
-from player.synthesis.interface import FORCE, CallResult, Piece, Sink, Spoken, Synthesis
+from player.synthesis.interface import (
+    FORCE,
+    CallResult,
+    Piece,
+    Sink,
+    Spoken,
+    Synthesis,
+    VoiceChoice,
+)
 from player.synthesis.resume import Resume
 
 TIMEOUT = 5.0
@@ -67,7 +75,9 @@ class FakeService:
         self._plans = list(plans)
         self.calls: list[list[Piece]] = []
 
-    async def synthesize(self, pieces: AsyncIterator[Piece], sink: Sink) -> CallResult:
+    async def synthesize(
+        self, pieces: AsyncIterator[Piece], sink: Sink, choice: VoiceChoice | None = None
+    ) -> CallResult:
         plan = self._plans.pop(0) if self._plans else Plan()
         sent: list[Piece] = []
         self.calls.append(sent)
