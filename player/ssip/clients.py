@@ -4,15 +4,19 @@ the events the daemon's bus publishes turned into each client's 70x events.
 A message's events follow its utterance's: BEGIN when its first sample leaves the output
 callback (`started`), END when its last has (`finished`), CANCELED when stop, cancel,
 the priority rules or a failure ended it, PAUSED when a more important message pushed it
-aside to be spoken again later, and RESUMED when it starts again. A client is sent only
-the kinds it had asked for when it sent the message. A client that went away keeps its
-messages: they play, and their events go nowhere.
+aside to be spoken again later, and RESUMED when it starts again. An SSML message's
+marks become INDEX MARKs once all of the text before them has been heard: when the text
+after them starts to be (`text`, which comes as the service's chunks of text are
+reached), or at its end; never before. A client is sent only the kinds it had asked for
+when it sent the message. A client that went away keeps its messages: they play, and
+their events go nowhere.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -20,6 +24,7 @@ from player.speech.events import Event, EventBus
 from player.speech.utterance import Utterance
 from player.ssip import replies
 from player.ssip.choices import Choices
+from player.ssip.voices import Mark, spoken_chars
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -43,8 +48,12 @@ class Message:
     utterance: Utterance
     notify: frozenset[str]
     """The event kinds its client had asked for when it sent it."""
+    marks: list[Mark] = field(default_factory=list)
+    """Its SSML marks not yet reached, in order."""
     paused: bool = False
     """Pushed aside by a more important message, to be spoken again."""
+    heard: int = 0
+    """Non-space characters of its text whose audio has started, in this run."""
 
 
 @dataclass
@@ -71,12 +80,12 @@ class Clients:
     def named(self, peer: Peer) -> None:
         self.names[peer.id] = peer.choices.name
 
-    def sent(self, peer: Peer, utterance: Utterance) -> int:
+    def sent(self, peer: Peer, utterance: Utterance, marks: list[Mark] | None = None) -> int:
         """The message id of what ``peer`` sent (its utterance's number, so the ids in
-        `speechkit-player events` and in SSIP's events match)."""
-        message = Message(
-            int(utterance.id.removeprefix("u")), peer.id, utterance, peer.choices.notifications
-        )
+        `speechkit-player events` and in SSIP's events match); ``marks``: its SSML marks."""
+        number = int(utterance.id.removeprefix("u"))
+        notify = peer.choices.notifications
+        message = Message(number, peer.id, utterance, notify, list(marks or ()))
         self._messages[utterance.id] = message
         return message.id
 
@@ -87,11 +96,16 @@ class Clients:
     def message(self, utterance_id: str) -> Message | None:
         return self._messages.get(utterance_id)
 
-    def notify(self, message: Message, kind: str) -> None:
+    def notify(self, message: Message, kind: str, mark: str | None = None) -> None:
         """Send ``kind`` to the message's client, if it asked for it and is still here."""
         peer = self.peers.get(message.client)
         if peer is not None and kind in message.notify:
-            peer.send_event(replies.event(kind, message.id, message.client))
+            peer.send_event(replies.event(kind, message.id, message.client, mark))
+
+    def _reach(self, message: Message, heard: float) -> None:
+        """Index marks for every mark with no more than ``heard`` characters before it."""
+        while message.marks and message.marks[0][0] <= heard:
+            self.notify(message, "index_marks", message.marks.pop(0)[1])
 
     async def relay(self, events: EventBus) -> None:
         """For the daemon's life: the bus's events as the clients' SSIP events."""
@@ -107,10 +121,18 @@ class Clients:
             case "started":
                 kind = "resume" if message.paused else "begin"
                 message.paused = False
+            case "text":
+                # Its chunk starts now: everything before it has been heard. A run
+                # resumed from a cut sentence says it again; the marks already sent stay.
+                self._reach(message, message.heard)
+                message.heard += spoken_chars(event.text or "")
+                return
             case "interrupted":
                 kind, message.paused = "pause", True
+                message.heard = 0
             case "finished":
                 kind = "end"
+                self._reach(message, math.inf)
                 del self._messages[event.utterance_id]
             case "cancelled" | "error":
                 kind = "cancel"

@@ -24,7 +24,15 @@ from player.speech.utterance import Utterance
 from player.ssip import replies
 from player.ssip.choices import OWN_ONLY, SETTERS, Choices, voice_choice
 from player.ssip.clients import Clients
-from player.ssip.voices import Voice, char_text, for_language, key_text, listing, ssml_text
+from player.ssip.voices import (
+    Mark,
+    Voice,
+    char_text,
+    for_language,
+    key_text,
+    listing,
+    ssml_text,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -175,8 +183,8 @@ class Connection:
             return replies.reply(problem)
         if not data.strip():
             return replies.reply(replies.MESSAGE_CANCELED)
-        text = ssml_text(data) if self.choices.ssml else data
-        return self._queue(text, self.choices.priority)
+        text, marks = ssml_text(data) if self.choices.ssml else (data, [])
+        return self._queue(text, self.choices.priority, marks)
 
     async def _data(self) -> tuple[str, str | None]:
         """A message's text, up to its end; or the error its end is answered with.
@@ -212,7 +220,7 @@ class Connection:
             return "", replies.INVALID_ENCODING
         return text.replace("\r\n", "\n"), None
 
-    def _queue(self, text: str, priority: Priority) -> bytes:
+    def _queue(self, text: str, priority: Priority, marks: list[Mark] | None = None) -> bytes:
         choices = self.choices
         try:
             utterance = self._speaker.say(
@@ -223,7 +231,7 @@ class Connection:
             return replies.reply(replies.NOTHING_TO_SAY)
         if utterance is None:
             return replies.reply(replies.NOTHING_TO_SAY)
-        message = self._clients.sent(self, utterance)
+        message = self._clients.sent(self, utterance, marks)
         return replies.reply(replies.MESSAGE_QUEUED, [str(message)])
 
     async def _char(self, args: list[str]) -> bytes:

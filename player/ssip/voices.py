@@ -8,8 +8,7 @@ picks a voice of that language when the chosen one does not speak it.
 
 from __future__ import annotations
 
-import html
-import re
+import html.parser
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -33,8 +32,6 @@ CHAR_NAMES = {
     '"': "quote",
 }
 """Characters that say nothing when spoken alone."""
-
-_TAG = re.compile(r"<[^>]*>")
 
 
 @dataclass(frozen=True)
@@ -88,6 +85,43 @@ def key_text(argument: str) -> str:
     return " ".join(p.replace("-", " ") if len(p) > 1 else p for p in parts) or name
 
 
-def ssml_text(markup: str) -> str:
-    """The words of an SSML message, its tags dropped and entities read as characters."""
-    return html.unescape(_TAG.sub(" ", markup))
+Mark = tuple[int, str]
+"""An SSML `<mark name=.../>`: how many non-space characters of the text come before
+it, and its name."""
+
+
+def ssml_text(markup: str) -> tuple[str, list[Mark]]:
+    """The words of an SSML message (its tags dropped, entities read as characters) and
+    its marks. Markup that does not parse is read as far as it does, as text."""
+    reader = _SsmlReader()
+    reader.feed(markup)
+    reader.close()
+    return "".join(reader.text), reader.marks
+
+
+def spoken_chars(text: str) -> int:
+    """What marks count text in: its characters that are not white space."""
+    return sum(not c.isspace() for c in text)
+
+
+class _SsmlReader(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.text: list[str] = []
+        self.marks: list[Mark] = []
+        self._chars = 0
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+        self._chars += spoken_chars(data)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "mark":
+            name = dict(attrs).get("name")
+            if name:
+                self.marks.append((self._chars, name))
+        # Tags part words as a pause would (`<break/>`, a sentence's `</s>`).
+        self.text.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        self.text.append(" ")

@@ -359,3 +359,59 @@ async def test_an_unknown_voice_is_refused_and_the_configured_one_speaks(
     (call,) = await tone_server.wait_calls(1, TIMEOUT)
     assert call.options is not None
     assert call.options.voice == "marina"
+
+
+ORCA_SCRIPT = r"""
+import threading, speechd
+
+# What Orca's speech-dispatcher factory does: on connect, then for each utterance.
+client = speechd.SSIPClient("orca", component="default")
+client.set_priority(speechd.Priority.MESSAGE)
+client.set_data_mode(speechd.DataMode.SSML)
+client.set_punctuation(speechd.PunctuationMode.SOME)
+client.set_cap_let_recogn("none")
+seen = []
+ended = threading.Event()
+
+def callback(kind, index_mark=None):
+    seen.append(index_mark if kind == speechd.CallbackType.INDEX_MARK else str(kind))
+    if kind in (speechd.CallbackType.END, speechd.CallbackType.CANCEL):
+        ended.set()
+
+client.set_language("en")
+client.set_rate(10)
+client.set_pitch(0)
+client.set_volume(0)
+client.speak(
+    '<speak><mark name="0:6"/>Hello, <mark name="6:12"/>big world. '
+    '<mark name="18:25"/>And &amp; more.</speak>',
+    callback=callback,
+    event_types=(speechd.CallbackType.BEGIN, speechd.CallbackType.END,
+                 speechd.CallbackType.CANCEL, speechd.CallbackType.INDEX_MARK),
+)
+assert ended.wait(20), seen
+print(" ".join(seen), flush=True)
+client.close()
+"""
+
+
+@pytest.mark.skipif(
+    subprocess.run([SYSTEM_PYTHON, "-c", "import speechd"], capture_output=True).returncode != 0,
+    reason="python3-speechd is not installed (scripts/setup --test)",
+)
+async def test_orca_s_ssml_with_marks_gives_index_marks_in_order_before_the_end(
+    ssip_daemon: Daemon, tone_server: ToneServer
+) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        SYSTEM_PYTHON, "-c", ORCA_SCRIPT,
+        env=client_env(ssip_daemon), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    async with killed_at_exit(proc):
+        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    assert proc.returncode == 0, err.decode() + ssip_daemon.log
+    assert out.decode().split() == ["begin", "0:6", "6:12", "18:25", "end"]
+    (call,) = await tone_server.wait_calls(1, TIMEOUT)
+    assert " ".join("".join(call.texts).split()) == "Hello, big world. And & more."
+    assert call.options is not None
+    assert call.options.voice == "john"
+    assert call.options.speed == pytest.approx(3**0.1, abs=1e-3)

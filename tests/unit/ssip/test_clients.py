@@ -77,3 +77,25 @@ async def test_only_the_kinds_asked_for_when_it_was_sent_and_nothing_for_a_gone_
         assert clients.of(gone.id) == []
     finally:
         relay.cancel()
+
+
+async def test_marks_are_reached_once_the_text_before_them_has_started_and_never_before():
+    clients, bus, peer = Clients(), EventBus(), Peer()
+    relay = asyncio.create_task(clients.relay(bus))
+    await asyncio.sleep(0)
+    try:
+        clients.join(peer)
+        utterance = Utterance()
+        clients.sent(peer, utterance, [(0, "start"), (5, "m1"), (6, "m2"), (14, "end")])
+        events = [
+            Event("started", utterance.id),
+            Event("text", utterance.id, text="Hello "),  # chars 0-4 start: "start"
+            Event("text", utterance.id, text="big "),  # 5-7 start: "m1", not "m2"
+            Event("text", utterance.id, text="world. "),  # 8-13: "m2"
+            Event("finished", utterance.id),  # the rest, then END
+        ]
+        sent = await relayed(bus, peer, events, 6)
+        names = [line.split(b"\r\n")[-3 if b"INDEX" in line else -2] for line in sent]
+        assert names == [b"701 BEGIN", b"700-start", b"700-m1", b"700-m2", b"700-end", b"702 END"]
+    finally:
+        relay.cancel()

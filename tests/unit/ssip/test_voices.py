@@ -34,6 +34,13 @@ def test_chars_and_keys_are_spoken_by_name_where_alone_they_say_nothing():
 
 
 def test_ssml_keeps_the_words_and_reads_entities():
-    assert " ".join(ssml_text("<speak>Fish &amp; chips<break time='1s'/>now</speak>").split()) == (
-        "Fish & chips now"
-    )
+    text, marks = ssml_text("<speak>Fish &amp; chips<break time='1s'/>now</speak>")
+    assert " ".join(text.split()) == "Fish & chips now"
+    assert marks == []
+
+
+def test_ssml_marks_count_the_characters_before_them():
+    markup = '<speak><mark name="0"/>Hello <mark name="m1"/>big world.<mark name="end"/></speak>'
+    text, marks = ssml_text(markup)
+    assert " ".join(text.split()) == "Hello big world."
+    assert marks == [(0, "0"), (5, "m1"), (14, "end")]
