@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from bench import llm, measure, system, timeline
+from bench import llm, measure, ssip, system, timeline
 from bench.measure import Run
 from bench.report import (
     CACHED,
@@ -181,7 +181,7 @@ async def cloud_contenders(bench: Bench, runs: int) -> list[Run]:
     from bench.contenders import naive_stream, seed_way
 
     tone, address, text = bench.tone, bench.tone.address, bench.text
-    daemon = await bench.daemon(address, KEY)
+    daemon = await bench.daemon(address, KEY, ssip={"socket": str(bench.folder / "ssip.sock")})
     # Its own: the others must reach the server every time.
     phrases = {"dir": str(bench.folder / "phrases"), "max_mb": 50}
     cached = await bench.daemon(address, KEY, cache=phrases)
@@ -298,6 +298,8 @@ async def daemon_only(bench: Bench, daemon: Daemon, runs: int) -> None:
         timeout=TIMEOUT,
     )
     bench.extra["floor"] = json.loads(floor.stdout.strip().splitlines()[-1])
+    socket = str(bench.folder / "ssip.sock")
+    bench.extra |= await ssip.exec_to_wire(daemon, bench.tone, socket, bench.text, runs)
 
 
 async def cpu_over(pid: int, seconds: float) -> float:

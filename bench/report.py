@@ -7,6 +7,7 @@ from typing import Any
 
 from bench import llm
 from bench.measure import Run
+from bench.ssip import CLI_SAY, SPD_SAY
 
 LOCAL, PIPER = "4a. daemon + local Piper", "4b. piper --output-raw | aplay"
 JITTERY, DRIFTING = "5a. daemon, jitter +/-80 ms", "5b. daemon, drifting delays"
@@ -17,6 +18,7 @@ LONG_SLOW = "5g. daemon, long text at 1.05x"
 PATTERN_ROWS = (JITTERY, DRIFTING, PER_SENTENCE, STALLING, STEADY, NEW_USER, LONG_SLOW)
 """Row 5: the daemon against one server pattern each, every one judged on its gaps."""
 CACHED = "3c. daemon, phrase cache"
+SSIP_ROW = "7. spd-say (SSIP): exec -> first request on the wire"
 STEADY_FIRST_ADDS_MS = 75.0
 """Milliseconds: the most the daemon may add to a steady 5x server's first chunk. The
 fixed 100 ms prebuffer added 65 / 68 ms (median / p95 of 5 runs) in the session that
@@ -45,6 +47,7 @@ def targets(table: dict[str, dict[str, Any]], extra: dict[str, Any]) -> list[dic
     speaking = median([r.extra.get("cpu_pct", float("nan")) for r in extra["api_runs"]])
     cli, grpc_ms = median(extra["cli_status_ms"]), median(extra["import_grpc_ms"])
     wire = median(extra["wire_ms"])
+    spd_say, cli_say = median(extra[SPD_SAY]), median(extra[CLI_SAY])
     fewer_gaps = m(api, "gaps") < m(naive, "gaps") or m(api, "gaps") == m(naive, "gaps") == 0
     # (target, value, unit, met, the machine's floor for it or "")
     rows: list[tuple[str, float, str, bool, str]] = [
@@ -54,6 +57,8 @@ def targets(table: dict[str, dict[str, Any]], extra: dict[str, Any]) -> list[dic
          f"p95 {chunk['p95']:.1f} ms over {chunk['chunks']} chunks"),
         ("control API request -> first request on the wire: median < 5 ms", wire, "ms",
          wire < 5, ""),
+        (f"{SSIP_ROW}: median < 20 ms", spd_say, "ms", spd_say < 20,
+         f"`speechkit-player say`, the same way: {cli_say:.0f} ms"),
         ("CLI start-up (`status`, same imports as `say`): median < 150 ms", cli, "ms",
          cli < 150, f"`python -c 'import grpc'` alone: {grpc_ms:.0f} ms"),
         ("1.2x real time, +/-80 ms jitter: no underrun, no gap (daemon, API)",

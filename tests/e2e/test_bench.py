@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.llm import STREAMED, WHOLE
-from bench.report import CACHED, LOCAL, LONG_SLOW, NEW_USER, PATTERN_ROWS
+from bench.report import CACHED, LOCAL, LONG_SLOW, NEW_USER, PATTERN_ROWS, SSIP_ROW
 from tests.e2e.common import BENCH_STOP_TIMEOUT, run_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,4 +41,5 @@ def test_bench_runs_once_and_writes_its_report(tmp_path: Path) -> None:
     assert report["contenders"][WHOLE]["runs"] == 1
     assert {NEW_USER, LONG_SLOW} <= set(report["server"]["patterns"])
     assert all({"target", "value", "met"} <= set(goal) for goal in report["targets"])
+    assert any(goal["target"].startswith(SSIP_ROW) for goal in report["targets"])
     assert (out / "timeline.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

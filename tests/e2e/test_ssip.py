@@ -5,6 +5,7 @@ system's python3) are the clients: programs we did not write."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pwd
 import shutil
@@ -415,3 +416,25 @@ async def test_orca_s_ssml_with_marks_gives_index_marks_in_order_before_the_end(
     assert call.options is not None
     assert call.options.voice == "john"
     assert call.options.speed == pytest.approx(3**0.1, abs=1e-3)
+
+
+async def test_half_a_line_and_a_flood_hold_up_no_other_client(
+    ssip_daemon: Daemon, tmp_path: Path, recorder: Recorder
+) -> None:
+    path = tmp_path / "speechd.sock"
+    with (
+        socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as half,
+        socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as flood,
+    ):
+        half.connect(str(path))
+        half.sendall(b"SET self PRIOR")  # and nothing more
+        flood.connect(str(path))
+        flood.setblocking(False)
+        # Commands whose replies it never reads, until its socket takes no more.
+        with contextlib.suppress(BlockingIOError):
+            for _ in range(200_000):
+                flood.send(b"SET self NOTIFICATION all on\r\nFROBNICATE\r\n")
+        start = recorder.sample_count()
+        result = await spd_say(client_env(ssip_daemon), "-w", SHORT)
+        assert result.returncode == 0, result.stderr
+        await record_until(recorder, heard_and_quiet(tone_s(SHORT) - 0.1, 0.2, since=start))
