@@ -42,7 +42,8 @@ class Choices:
     rate: int = 0
     pitch: int = 0
     pitch_range: int = 0
-    volume: int = 0
+    volume: int = 100
+    """speech-dispatcher's default: full volume, the configured voice's own."""
     punctuation: str = "some"
     cap_let_recogn: str = "none"
     spelling: bool = False

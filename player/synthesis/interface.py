@@ -50,14 +50,15 @@ class Spoken:
 
 
 SCALE = 100
-"""RATE, PITCH and VOLUME in a `VoiceChoice` run from -SCALE to SCALE, 0 the configured
-voice's own (speech-dispatcher's scale)."""
+"""RATE, PITCH and VOLUME in a `VoiceChoice` run from -SCALE to SCALE (speech-dispatcher's
+scale): rate and pitch 0, and volume SCALE, are the configured voice's own (as they are
+speech-dispatcher's defaults)."""
 RATE_BASE = 3.0
 """Speed at RATE +100 (and 1/RATE_BASE at -100): SpeechKit's widest, 0.1 to 3.0."""
 PITCH_HZ = 2.0
 """Hz of pitch shift per PITCH step: +-200 Hz at the ends."""
 LUFS_PER_STEP = 0.15
-"""LUFS per VOLUME step around the service's -19 LUFS: -34 to -4."""
+"""LUFS per VOLUME step below the configured loudness: 30 LUFS quieter at -100."""
 DEFAULT_LUFS, DEFAULT_PEAK = -19.0, 0.7
 """SpeechKit's own loudness targets, where the config names none."""
 
@@ -65,7 +66,7 @@ DEFAULT_LUFS, DEFAULT_PEAK = -19.0, 0.7
 @dataclass(frozen=True)
 class VoiceChoice:
     """What one utterance asks of the voice beside the configured one: a voice by name,
-    and rate, pitch and volume on speech-dispatcher's -100..100 scale."""
+    and rate, pitch and volume on speech-dispatcher's -100..100 scale (see SCALE)."""
 
     voice: str = ""
     """A SpeechKit (or local) voice's name; empty for the configured one."""
@@ -73,15 +74,15 @@ class VoiceChoice:
     """The voice's role; empty for the configured one (or the voice's default)."""
     rate: int = 0
     pitch: int = 0
-    volume: int = 0
+    volume: int = SCALE
 
     def applied(self, voice: VoiceSettings) -> VoiceSettings:
         """The configured ``voice`` as this choice changes it, within SpeechKit's limits."""
         speed = voice.speed * RATE_BASE ** (self.rate / SCALE)
         pitch = voice.pitch_shift + PITCH_HZ * self.pitch
         volume = voice.volume
-        if self.volume:
-            volume = _louder(voice, self.volume)
+        if self.volume != SCALE:
+            volume = _quieter(voice, SCALE - self.volume)
         changed = dataclasses.replace(
             voice,
             speed=round(min(max(speed, limits.SPEED[0]), limits.SPEED[1]), 3),
@@ -96,13 +97,13 @@ class VoiceChoice:
         return changed
 
 
-def _louder(voice: VoiceSettings, steps: int) -> float:
+def _quieter(voice: VoiceSettings, steps: int) -> float:
+    """The loudness target ``steps`` (0..200) below the configured one."""
     if voice.loudness == "MAX_PEAK":
         base = DEFAULT_PEAK if voice.volume is None else voice.volume
-        peak = base * (1 + steps / SCALE) if steps < 0 else base + (1 - base) * steps / SCALE
-        return round(min(max(peak, 0.01), limits.VOLUME_MAX_PEAK[1]), 3)
+        return round(max(base * (1 - steps / (2 * SCALE)), 0.01), 3)
     base = DEFAULT_LUFS if voice.volume is None else voice.volume
-    return round(min(max(base + LUFS_PER_STEP * steps, limits.VOLUME_LUFS[0]), -0.01), 2)
+    return round(max(base - LUFS_PER_STEP * steps, limits.VOLUME_LUFS[0]), 2)
 
 
 class Sink(Protocol):

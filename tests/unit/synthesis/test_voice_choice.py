@@ -27,13 +27,15 @@ def test_pitch_is_two_hertz_a_step():
     assert VoiceChoice(pitch=100).applied(VoiceSettings(pitch_shift=950)).pitch_shift == 1000
 
 
-def test_volume_moves_the_loudness_target_of_either_normalisation():
-    assert VoiceChoice(volume=0).applied(CONFIGURED).volume is None
-    assert VoiceChoice(volume=100).applied(CONFIGURED).volume == -4.0
-    assert VoiceChoice(volume=-100).applied(CONFIGURED).volume == -34.0
+def test_volume_lowers_the_loudness_target_of_either_normalisation():
+    # 100 is speech-dispatcher's default and the configured loudness (here the service's).
+    assert VoiceChoice(volume=100).applied(CONFIGURED).volume is None
+    assert VoiceChoice(volume=80).applied(CONFIGURED).volume == -22.0
+    assert VoiceChoice(volume=-100).applied(CONFIGURED).volume == -49.0
+    assert VoiceChoice(volume=0).applied(VoiceSettings(volume=-12.0)).volume == -27.0
     peak = VoiceSettings(loudness="MAX_PEAK", volume=0.5)
-    assert VoiceChoice(volume=100).applied(peak).volume == 1.0
-    assert VoiceChoice(volume=-50).applied(peak).volume == 0.25
+    assert VoiceChoice(volume=100).applied(peak).volume == 0.5
+    assert VoiceChoice(volume=0).applied(peak).volume == 0.25
     assert VoiceChoice(volume=-100).applied(peak).volume == 0.01
 
 
