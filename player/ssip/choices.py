@@ -75,12 +75,12 @@ def _scale(
 
 
 def _one_of(
-    attribute: str, allowed: frozenset[str], ok: str
+    attribute: str, allowed: frozenset[str], ok: str, invalid: str = replies.PARAMETER_INVALID
 ) -> Callable[[Choices, list[str]], str]:
     def apply(choices: Choices, args: list[str]) -> str:
         value = args[0].lower()
         if value not in allowed:
-            return replies.PARAMETER_INVALID
+            return invalid
         setattr(choices, attribute, value)
         return ok
 
@@ -120,14 +120,14 @@ def _notification(choices: Choices, args: list[str]) -> str:
     if len(args) < 2:
         return replies.MISSING_PARAMETER
     kind, switch = args[0].lower(), _switch(args[1])
-    if switch is None:
-        return replies.NOT_ON_OFF
     if kind == "all":
         kinds = set(NOTIFICATIONS)
     elif kind in NOTIFICATIONS:
         kinds = {kind}
     else:
-        return replies.PARAMETER_INVALID
+        return replies.COULDNT_SET_NOTIFICATION
+    if switch is None:
+        return replies.PARAMETER_INVALID  # speech-dispatcher's answer here, not 513
     current = set(choices.notifications)
     choices.notifications = frozenset(current | kinds if switch else current - kinds)
     return replies.NOTIFICATION_SET
@@ -147,7 +147,7 @@ SETTERS: Mapping[str, Callable[[Choices, list[str]], str]] = {
     "priority": _priority,
     "language": _text("language", replies.LANGUAGE_SET),
     "synthesis_voice": _text("voice", replies.VOICE_SET),
-    "voice_type": _one_of("voice_type", VOICE_TYPES, replies.VOICE_SET),
+    "voice_type": _one_of("voice_type", VOICE_TYPES, replies.VOICE_SET, replies.COULDNT_SET_VOICE),
     "rate": _scale("rate", replies.RATE_SET, replies.RATE_TOO_HIGH, replies.RATE_TOO_LOW),
     "pitch": _scale("pitch", replies.PITCH_SET, replies.PITCH_TOO_HIGH, replies.PITCH_TOO_LOW),
     "pitch_range": _scale(
@@ -170,6 +170,8 @@ SETTERS: Mapping[str, Callable[[Choices, list[str]], str]] = {
 """SET's parameters, lower case, each checking its value and answering."""
 OWN_ONLY = frozenset({"client_name", "notification"})
 """Parameters a client sets for itself only (`SET self`)."""
+NOT_IN_BLOCK = frozenset({"priority", "client_name", "output_module", "spelling"})
+"""Parameters speech-dispatcher does not let change between BLOCK BEGIN and BLOCK END."""
 
 
 def voice_choice(choices: Choices) -> VoiceChoice | None:

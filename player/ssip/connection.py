@@ -22,7 +22,7 @@ from player.speech.priority import Priority
 from player.speech.requests import Origin, Speaker
 from player.speech.utterance import Utterance
 from player.ssip import replies
-from player.ssip.choices import OWN_ONLY, SETTERS, Choices, voice_choice
+from player.ssip.choices import NOT_IN_BLOCK, OWN_ONLY, SETTERS, Choices, voice_choice
 from player.ssip.clients import Clients
 from player.ssip.voices import (
     Mark,
@@ -255,7 +255,9 @@ class Connection:
         scope, name, values = args[0].lower(), args[1].lower(), args[2:]
         setter = SETTERS.get(name)
         if setter is None:
-            return replies.reply(replies.PARAMETER_INVALID)
+            return replies.reply(replies.INVALID_COMMAND)
+        if self._in_block and name in NOT_IN_BLOCK:
+            return replies.reply(replies.NOT_ALLOWED_INSIDE_BLOCK)
         targets = self._scope(scope)
         if targets is None:
             invalid = replies.NO_SUCH_CLIENT if scope.isdigit() else replies.PARAMETER_INVALID
@@ -306,8 +308,8 @@ class Connection:
     async def _end(self, args: list[str], done: str, *, queued_too: bool) -> bytes:
         """STOP: the message being spoken, if it is one of theirs; CANCEL: that and every
         message of theirs queued. `all`: everybody's."""
-        if not args:
-            return replies.reply(replies.MISSING_PARAMETER)
+        if (wrong := self._who_is_wrong(args)) is not None:
+            return replies.reply(wrong)
         who, playing = args[0].lower(), self._playing()
         if who == "all":
             if queued_too:
@@ -316,9 +318,7 @@ class Connection:
                 await self._speaker.cancel(playing, "stopped")
             return replies.reply(done)
         client = self._client_of(who)
-        if client is None:
-            invalid = replies.ID_NOT_EXIST if who.isdigit() else replies.PARAMETER_INVALID
-            return replies.reply(invalid)
+        assert client is not None  # checked above
         theirs = self._clients.of(client)
         victims = theirs if queued_too else [u for u in theirs if u is playing]
         for utterance in victims:
@@ -338,18 +338,27 @@ class Connection:
         return self._speaker.find(current) if current is not None else None
 
     async def _pause(self, args: list[str]) -> bytes:
-        if not args:
-            return replies.reply(replies.MISSING_PARAMETER)
+        if (wrong := self._who_is_wrong(args)) is not None:
+            return replies.reply(wrong)
         self._speaker.pause()
         self._notify_playing("pause")
         return replies.reply(replies.PAUSED)
 
     async def _resume(self, args: list[str]) -> bytes:
-        if not args:
-            return replies.reply(replies.MISSING_PARAMETER)
+        if (wrong := self._who_is_wrong(args)) is not None:
+            return replies.reply(wrong)
         self._speaker.resume()
         self._notify_playing("resume")
         return replies.reply(replies.RESUMED)
+
+    def _who_is_wrong(self, args: list[str]) -> str | None:
+        """The error for a STOP, CANCEL, PAUSE or RESUME that names no one it could."""
+        if not args:
+            return replies.MISSING_PARAMETER
+        who = args[0].lower()
+        if who == "all" or self._client_of(who) is not None:
+            return None
+        return replies.ID_NOT_EXIST if who.lstrip("-").isdigit() else replies.PARAMETER_INVALID
 
     def _notify_playing(self, kind: str) -> None:
         current = self._speaker.playback.current_id
@@ -379,6 +388,7 @@ class Connection:
             "pitch": str(choices.pitch),
             "pitch_range": str(choices.pitch_range),
             "volume": str(choices.volume),
+            "punctuation": choices.punctuation,
             "language": choices.language or "none",
             "synthesis_voice": choices.voice or "none",
         }
@@ -390,6 +400,8 @@ class Connection:
 
     async def _history(self, args: list[str]) -> bytes:
         words = [a.lower() for a in args]
+        if len(words) < 2:
+            return replies.reply(replies.MISSING_PARAMETER)
         if words[:2] == ["get", "client_id"]:
             return replies.reply(replies.CLIENT_ID_SENT, [str(self.id)])
         if words[:2] == ["get", "client_list"]:
@@ -398,9 +410,10 @@ class Connection:
                 for cid, name in sorted(self._clients.names.items())
             ]
             return replies.reply(replies.CLIENT_LIST_SENT, rows)
-        if not words:
-            return replies.reply(replies.MISSING_PARAMETER)
-        return replies.reply(replies.NOT_IMPLEMENTED)
+        if words[0] not in ("get", "cursor", "say", "sort"):
+            return replies.reply(replies.INVALID_COMMAND)
+        # The history of messages speech-dispatcher keeps (and keeps off by default).
+        return replies.reply(replies.NOT_YET_IMPLEMENTED)
 
     async def _block(self, args: list[str]) -> bytes:
         what = args[0].lower() if args else ""
@@ -438,7 +451,8 @@ class Connection:
     _IN_BLOCK: ClassVar[frozenset[str]] = frozenset(
         {"speak", "char", "key", "sound_icon", "set", "block"}
     )
-    """What speech-dispatcher takes between BLOCK BEGIN and BLOCK END."""
+    """What speech-dispatcher takes between BLOCK BEGIN and BLOCK END (SET only in part:
+    `NOT_IN_BLOCK`)."""
 
 
 _VOICE_TYPES_UPPER = frozenset(

@@ -43,8 +43,9 @@ def test_notifications_switch_on_and_off_one_kind_or_all():
     assert choices.notifications == frozenset(NOTIFICATIONS)
     assert set_(choices, "notification", "begin", "off") == replies.NOTIFICATION_SET
     assert "begin" not in choices.notifications
-    assert set_(choices, "notification", "begin", "maybe") == replies.NOT_ON_OFF
-    assert set_(choices, "notification", "tea", "on") == replies.PARAMETER_INVALID
+    # speech-dispatcher's own answers: 514 for the value, 316 for the kind.
+    assert set_(choices, "notification", "begin", "maybe") == replies.PARAMETER_INVALID
+    assert set_(choices, "notification", "tea", "on") == replies.COULDNT_SET_NOTIFICATION
 
 
 def test_on_off_settings_refuse_anything_else():
