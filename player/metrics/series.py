@@ -29,6 +29,8 @@ class Reading:
     """Utterances by (priority, outcome)."""
     synthesis_errors: Mapping[str, int]
     """Failed utterances by gRPC status code name."""
+    requests: Mapping[str, int]
+    """Utterances asked for, by the front they came through."""
     fallbacks: int
     resumed: int
     underruns: int
@@ -53,6 +55,7 @@ def read(
     return Reading(
         outcomes=dict(counters.outcomes),
         synthesis_errors=dict(counters.synthesis_errors),
+        requests=dict(counters.requests),
         fallbacks=counters.fallbacks,
         resumed=counters.resumed,
         underruns=output.underruns,
@@ -94,6 +97,15 @@ def families(reading: Reading) -> Iterator[Metric]:
     for code, count in sorted(reading.synthesis_errors.items()):
         errors.add_metric([code], count)
     yield errors
+    requests = CounterMetricFamily(
+        PREFIX + "requests",
+        "Utterances asked for, by the front they came through: control (the CLI and the "
+        "Python client), mqtt or ssip.",
+        labels=["origin"],
+    )
+    for origin, count in sorted(reading.requests.items()):
+        requests.add_metric([origin], count)
+    yield requests
     yield _counter(
         "fallbacks",
         "Utterances the local synthesizer spoke because the endpoint was unreachable.",

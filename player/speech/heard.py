@@ -44,6 +44,8 @@ class Counters:
     "error"), and messages "interrupted" to be spoken again later."""
     synthesis_errors: collections.Counter[str] = field(default_factory=collections.Counter)
     """Utterances whose synthesis failed, by the name of the gRPC status code."""
+    requests: collections.Counter[str] = field(default_factory=collections.Counter)
+    """Utterances asked for, by the front they came through ("control", "mqtt", "ssip")."""
 
 
 @dataclass(eq=False)

@@ -106,6 +106,7 @@ class Playback:
 
     def submit(self, utterance: Utterance) -> None:
         origin = utterance.origin
+        self.heard.counters.requests[origin.front] += 1
         self.events.publish(
             Event("queued", utterance.id, origin=origin.front, client=origin.client or None)
         )

@@ -75,6 +75,7 @@ async def test_a_spoken_utterance_moves_its_counter_and_the_first_audio_histogra
 
     after = await scrape(listen)
     assert value(after, "speechkit_player_utterances_total", **finished) == 1
+    assert value(after, "speechkit_player_requests_total", origin="control") == 1
     assert value(after, "speechkit_player_first_audio_seconds_count") == 1
     assert (value(after, "speechkit_player_first_audio_seconds_sum") or 0) > 0
     assert value(after, "speechkit_player_cloud_reachable") == 1

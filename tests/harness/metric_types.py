@@ -8,6 +8,7 @@ ALWAYS_SERVED = {
     "speechkit_player_first_audio_seconds": "histogram",
     "speechkit_player_utterances": "counter",
     "speechkit_player_synthesis_errors": "counter",
+    "speechkit_player_requests": "counter",
     "speechkit_player_fallbacks": "counter",
     "speechkit_player_resumed_calls": "counter",
     "speechkit_player_underruns": "counter",

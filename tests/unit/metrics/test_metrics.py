@@ -235,7 +235,7 @@ async def test_a_taken_address_is_one_line_naming_the_setting() -> None:
 
 
 def reading() -> Reading:
-    return Reading({}, {}, 0, 0, 0, 0, 0, True, None, None)
+    return Reading({}, {}, {}, 0, 0, 0, 0, 0, True, None, None)
 
 
 def test_a_loop_that_does_not_answer_leaves_only_the_build_info(
