@@ -347,11 +347,36 @@ def _ssip(
         section.error(
             "listen", f'expected "host:port", or "" for no SSIP over TCP, found "{listen}"'
         )
+    icons = _sound_icons(section, resolve)
     if raw == "off":
-        return SsipSettings(listen=listen)
+        return SsipSettings(listen=listen, sound_icons=icons)
     if raw == "auto":
-        return SsipSettings(socket=speechd_socket(environ), auto=True, listen=listen)
-    return SsipSettings(socket=resolve(raw), listen=listen)
+        return SsipSettings(speechd_socket(environ), True, listen, icons)
+    return SsipSettings(resolve(raw), False, listen, icons)
+
+
+def _sound_icons(
+    section: TableReader, resolve: Callable[[str], Path]
+) -> tuple[tuple[str, Path], ...]:
+    icons: list[tuple[str, Path]] = []
+    table = section.get("sound_icons")
+    if table is MISSING:
+        return ()
+    if not isinstance(table, dict):
+        section.error(
+            "sound_icons", f"expected a table [ssip.sound_icons], found {describe(table)}"
+        )
+        return ()
+    for name, raw in table.items():
+        if not isinstance(raw, str) or not raw.strip():
+            section.error(
+                f"sound_icons.{name}", f"expected a WAV file's path, found {describe(raw)}"
+            )
+        elif not (path := resolve(raw)).is_file():
+            section.error(f"sound_icons.{name}", f"no WAV file at {path}")
+        else:
+            icons.append((name.lower(), path))
+    return tuple(icons)
 
 
 def speechd_socket(environ: Mapping[str, str]) -> Path:

@@ -253,6 +253,8 @@ class SsipSettings:
     listen: str = ""
     """"host:port" to serve SSIP over TCP too (SPEECHD_ADDRESS=inet_socket:host:port);
     empty for none."""
+    sound_icons: tuple[tuple[str, Path], ...] = ()
+    """(name, WAV file) pairs `SOUND_ICON name` plays, as chimes are ([ssip.sound_icons])."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from player.control.server import PlayerService
 from player.control.unix_socket import ControlServer, claim_socket
 from player.daemon.backend import Backend, open_backend, speaking
 from player.daemon.reconfigure import Reconfigure
-from player.errors import DaemonError
+from player.errors import ChimeError, DaemonError
 from player.generated.speechkit_player.control.v1 import control_pb2
 from player.reload import Reloader
 from player.speech.playback import Playback
@@ -131,8 +131,9 @@ async def run(settings: Settings) -> None:
     status = _ServiceStatus(playback)
     metrics, fleet = _extras(settings, playback, backend, speaker, service)
     reconfigure = Reconfigure(settings, backend, speaker, output.device.samplerate, caching)
-    ssip = _ssip(settings, speaker)
+    ssip: SsipServer | None = None
     try:
+        ssip = _ssip(settings, speaker)
         if metrics is not None:
             # Before readiness: a daemon that cannot serve what it was asked to refuses.
             metrics.serve(settings.metrics.listen)
@@ -206,10 +207,16 @@ def _ssip(settings: Settings, speaker: Speaker) -> SsipServer | None:
     """The SSIP front, when it has a socket to serve."""
     if settings.ssip.socket is None and not settings.ssip.listen:
         return None
+    from player.audio.chimes import load_wav
     from player.ssip import SsipServer
 
     local = [name for name, _ in settings.local.voices]
-    return SsipServer(settings.ssip, speaker, settings.voice.voice, local)
+    rate = speaker.playback.output.device.samplerate
+    try:
+        icons = {name: load_wav(path, rate) for name, path in settings.ssip.sound_icons}
+    except ChimeError as err:
+        raise DaemonError(f"[ssip] sound_icons: {err}") from None
+    return SsipServer(settings.ssip, speaker, settings.voice.voice, local, icons)
 
 
 async def _serve(

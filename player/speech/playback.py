@@ -266,10 +266,12 @@ class Playback:
             await output.stream.prepare()
             output.begin_utterance()
             chime = self._chimes.get(utterance.priority)
-            if chime is not None and utterance.runs == 0:
+            if chime is not None and utterance.runs == 0 and utterance.sound is None:
                 await sink.audio(chime)
                 track.speech_offset = len(chime)
-            result = await self._recalled(utterance, sink)
+            result = await self._sounded(utterance, sink)
+            if result is None:
+                result = await self._recalled(utterance, sink)
             if result is None:
                 result = await self._synthesis.synthesize(
                     self._waking(utterance), sink, utterance.voice
@@ -308,6 +310,14 @@ class Playback:
                 else "",
             )
         self.heard.written(track, end)
+
+    async def _sounded(self, utterance: Utterance, sink: _RingSink) -> CallResult | None:
+        """An utterance that is a sound and no text: the sound."""
+        if utterance.sound is None:
+            return None
+        await self.output.stream.wake()
+        await sink.audio(utterance.sound)
+        return CallResult(len(utterance.sound), "", None)
 
     async def _recalled(self, utterance: Utterance, sink: _RingSink) -> CallResult | None:
         """Its audio from the phrase cache, when its whole text is known and kept there."""

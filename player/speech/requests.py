@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from player.audio.ring import Frames
 from player.config import StreamSettings, TextSettings
 from player.errors import PriorityError, TextError
 from player.speech.playback import Playback
@@ -76,6 +77,14 @@ class Speaker:
         utterance.close()
         if not utterance.has_speech:
             return None
+        self.submit(utterance)
+        return utterance
+
+    def sound(self, frames: Frames, priority: Priority, origin: Origin) -> Utterance:
+        """Queue a sound (at the device's rate) as an utterance of its own."""
+        utterance = self.utterance(priority, origin)
+        utterance.sound = frames
+        utterance.close()
         self.submit(utterance)
         return utterance
 

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from player import limits
+from player.audio.ring import Frames
 from player.config import StreamSettings, TextSettings
 from player.errors import TextError
 from player.speech.markup import TextCleaner, speakable
@@ -78,6 +79,8 @@ class Utterance:
         self.origin = origin or Origin()
         self.voice: VoiceChoice | None = None
         """What it asks of the configured voice (a front's client's choice); None: nothing."""
+        self.sound: Frames | None = None
+        """A sound it plays instead of any text (SSIP's sound icons), at the device's rate."""
         self.played_frames = 0
         """Frames heard in earlier, interrupted runs."""
         self.runs = 0

@@ -6,8 +6,9 @@ Owns: `replies` (speech-dispatcher's reply and event lines), `choices` (what a c
 chose with SET), `voices` (the voices offered, CHAR and KEY names, SSML's words),
 `clients` (client ids, their messages, and the daemon's events as theirs), `connection`
 (one client's commands), `server` (the sockets).
-May import: `player.speech` (the `Speaker` every front shares, its events), `player.config`,
-`player.errors`, `player.limits`. Only the daemon imports this layer.
+May import: `player.speech` (the `Speaker` every front shares, its events),
+`player.audio.ring` (the frames of a sound icon), `player.config`, `player.errors`,
+`player.limits`. Only the daemon imports this layer.
 """
 
 from player.ssip.server import SsipServer

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import ClassVar
 
+from player.audio.ring import Frames
 from player.errors import SpeechError
 from player.speech.priority import Priority
 from player.speech.requests import Origin, Speaker
@@ -60,8 +61,10 @@ class Connection:
         clients: Clients,
         voices: list[Voice],
         configured_voice: str,
+        icons: Mapping[str, Frames],
     ) -> None:
-        """``configured_voice``: the voice a client that chose none speaks with."""
+        """``configured_voice``: the voice a client that chose none speaks with;
+        ``icons``: the sounds `SOUND_ICON` plays, by name, at the device's rate."""
         self.id = 0
         self.choices = Choices()
         self._reader = reader
@@ -70,6 +73,7 @@ class Connection:
         self._clients = clients
         self._voices = voices
         self._configured_voice = configured_voice
+        self._icons = icons
         self._events: collections.deque[bytes] = collections.deque(maxlen=EVENTS_KEPT)
         self._events_due = asyncio.Event()
         self._replying = asyncio.Lock()
@@ -247,7 +251,14 @@ class Connection:
     async def _sound_icon(self, args: list[str]) -> bytes:
         if not args:
             return replies.reply(replies.MISSING_PARAMETER)
-        return replies.reply(replies.NO_SOUND_ICONS)
+        if not self._icons:
+            return replies.reply(replies.NO_SOUND_ICONS)
+        sound = self._icons.get(args[0].lower())
+        if sound is None:
+            return replies.reply(replies.UNKNOWN_ICON)
+        origin = Origin("ssip", self.choices.name)
+        utterance = self._speaker.sound(sound, self.choices.priority, origin)
+        return replies.reply(replies.SOUND_ICON_QUEUED, [str(self._clients.sent(self, utterance))])
 
     async def _set(self, args: list[str]) -> bytes:
         if len(args) < 3:

@@ -15,8 +15,10 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 
+from player.audio.ring import Frames
 from player.config import SsipSettings
 from player.errors import ControlError
 from player.speech.requests import Speaker
@@ -35,11 +37,18 @@ class SsipServer:
     """Serves SSIP on the configured sockets until cancelled."""
 
     def __init__(
-        self, settings: SsipSettings, speaker: Speaker, voice: str, local_voices: list[str]
+        self,
+        settings: SsipSettings,
+        speaker: Speaker,
+        voice: str,
+        local_voices: list[str],
+        icons: Mapping[str, Frames],
     ) -> None:
-        """``voice``: the configured voice's name; ``local_voices``: [local] voices' names."""
+        """``voice``: the configured voice's name; ``local_voices``: [local] voices' names;
+        ``icons``: `[ssip.sound_icons]` at the device's rate, by name."""
         self._settings = settings
         self._voice = voice
+        self._icons = icons
         self._speaker = speaker
         self._voices = offered(local_voices)
         self.clients = Clients()
@@ -149,7 +158,7 @@ class SsipServer:
         self._connections.add(task)
         try:
             connection = Connection(
-                reader, writer, self._speaker, self.clients, self._voices, self._voice
+                reader, writer, self._speaker, self.clients, self._voices, self._voice, self._icons
             )
             await connection.serve()
         except Exception:

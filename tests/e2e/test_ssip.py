@@ -12,8 +12,10 @@ import shutil
 import socket
 import subprocess
 import time
+import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from player.control.client import Client
@@ -438,3 +440,35 @@ async def test_half_a_line_and_a_flood_hold_up_no_other_client(
         result = await spd_say(client_env(ssip_daemon), "-w", SHORT)
         assert result.returncode == 0, result.stderr
         await record_until(recorder, heard_and_quiet(tone_s(SHORT) - 0.1, 0.2, since=start))
+
+
+def write_wav(path: Path, seconds: float, hz: float = 660.0) -> None:
+    rate = 16000
+    t = np.arange(int(seconds * rate)) / rate
+    samples = (0.4 * 32767 * np.sin(2 * np.pi * hz * t)).astype("<i2")
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(samples.tobytes())
+
+
+async def test_a_sound_icon_plays_its_wav_and_an_unknown_one_is_refused(
+    tone_server: ToneServer, daemons: Daemons, tmp_path: Path, recorder: Recorder
+) -> None:
+    write_wav(tmp_path / "bell.wav", 0.4)
+    path = tmp_path / "speechd.sock"
+    icons = {"bell": str(tmp_path / "bell.wav")}
+    await daemons.start(tone_server.address, KEY, ssip={"socket": str(path), "sound_icons": icons})
+    start = recorder.sample_count()
+    answers = await asyncio.to_thread(
+        raw_session,
+        path,
+        # No events asked for: they would come between these replies.
+        [b"SOUND_ICON Bell\r\n", b"SOUND_ICON whistle\r\n"],
+    )
+    assert answers[0].split(b"\r\n")[1] == b"226 OK SOUND ICON QUEUED", answers
+    assert answers[1] == b"407 ERR UNKNOWN ICON\r\n"
+    x = await record_until(recorder, heard_and_quiet(0.35, 0.2, since=start))
+    assert abs(sound_s(x[start:]) - 0.4) < 0.05
+    assert tone_server.calls == []  # a sound, not speech

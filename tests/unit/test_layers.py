@@ -39,7 +39,7 @@ ALLOWED: dict[str, set[str]] = {
         "generated",
         "__version__",
     },
-    "ssip": {"speech", "config", "errors", "limits"},
+    "ssip": {"speech", "audio.ring", "config", "errors", "limits"},
     "doctor": {
         "threads",
         "config",

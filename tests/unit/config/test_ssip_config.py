@@ -51,3 +51,16 @@ def test_a_misspelt_key_is_named_with_the_right_one(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load(tmp_path, '[ssip]\nsockt = "off"\n')
     assert "socket" in str(info.value)
+
+
+def test_sound_icons_name_wav_files_that_exist(tmp_path: Path) -> None:
+    (tmp_path / "bell.wav").write_bytes(b"RIFF")
+    text = '[ssip.sound_icons]\nBell = "bell.wav"\nmissing = "gone.wav"\nodd = 3\n'
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, text)
+    assert info.value.errors == [
+        f"ssip.sound_icons.missing: no WAV file at {tmp_path / 'gone.wav'}",
+        "ssip.sound_icons.odd: expected a WAV file's path, found an integer",
+    ]
+    settings = load(tmp_path, '[ssip.sound_icons]\nBell = "bell.wav"\n')
+    assert settings.sound_icons == (("bell", tmp_path / "bell.wav"),)
