@@ -161,6 +161,7 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
                 resumed=playback.counters.resumed,
                 device_reopens=output.stream.device_state.reopens,
                 frames_played=output.frames_played,
+                requests=dict(playback.counters.requests),
             ),
             # While the device is away, why: that is what holds every utterance up.
             last_error=output.stream.device_state.reason or playback.last_error,
@@ -173,6 +174,17 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
             chunk_latency=control_pb2.ChunkLatency(**dataclasses.asdict(latency)),
             cache=cache_rpc.stats(self._cache),
             output_latency_ms=output.stream.latency_ms,
+            speaking=self._speaking(),
+        )
+
+    def _speaking(self) -> control_pb2.Speaking | None:
+        current = self._playback.current_id
+        utterance = self._playback.find(current) if current is not None else None
+        if utterance is None:
+            return None
+        origin = utterance.origin
+        return control_pb2.Speaking(
+            utterance_id=utterance.id, origin=origin.front, client=origin.client
         )
 
     async def Events(

@@ -56,6 +56,7 @@ def status_dict(status: control_pb2.Status) -> dict[str, object]:
             "resumed": counters.resumed,
             "device_underruns": counters.device_underruns,
             "device_reopens": counters.device_reopens,
+            "requests": dict(sorted(counters.requests.items())),
         },
         "last_error": status.last_error,
         "callback_us": {
@@ -65,6 +66,7 @@ def status_dict(status: control_pb2.Status) -> dict[str, object]:
             "max": round(status.callback.max_us, 1),
         },
         "cache": _cache_dict(status.cache) if status.HasField("cache") else None,
+        "speaking": _speaking_dict(status.speaking) if status.HasField("speaking") else None,
         "chunk_latency_ms": {
             "chunks": status.chunk_latency.chunks,
             "median": round(status.chunk_latency.median_ms, 1),
@@ -72,6 +74,13 @@ def status_dict(status: control_pb2.Status) -> dict[str, object]:
             "max": round(status.chunk_latency.max_ms, 1),
         },
     }
+
+
+def _speaking_dict(speaking: control_pb2.Speaking) -> dict[str, object]:
+    out: dict[str, object] = {"id": speaking.utterance_id, "origin": speaking.origin}
+    if speaking.client:
+        out["client"] = speaking.client
+    return out
 
 
 def _cache_dict(cache: control_pb2.CacheStats) -> dict[str, object]:

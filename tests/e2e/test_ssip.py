@@ -32,6 +32,7 @@ from tests.e2e.common import (
     quiet_for,
     record_until,
     sound_s,
+    status_of,
 )
 from tests.harness import audio_analysis as aa
 from tests.harness.daemon import Daemon, Daemons
@@ -164,6 +165,11 @@ async def test_spd_say_stop_silences_the_message_being_spoken(
     async with Client(ssip_daemon.socket) as client, Listener(client) as listener:
         assert (await spd_say(env, LONG)).returncode == 0
         await heard_at_least(recorder, start, 300)
+        status = await status_of(ssip_daemon)
+        user = pwd.getpwuid(os.getuid()).pw_name
+        speaking = {"id": "u1", "origin": "ssip", "client": f"{user}:spd-say:main"}
+        assert status["speaking"] == speaking, status
+        assert status["counters"]["requests"] == {"ssip": 1}, status  # type: ignore[index]
         assert (await spd_say(env, "-S")).returncode == 0
         await listener.until("cancelled")
     x = await quiet_for(recorder, start, 0.3)

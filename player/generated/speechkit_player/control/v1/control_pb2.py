@@ -24,13 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)speechkit_player/control/v1/control.proto\x12\x1bspeechkit_player.control.v1\"L\n\nSayRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0c\n\x04wait\x18\x02 \x01(\x08\x12\x10\n\x08priority\x18\x03 \x01(\t\x12\x10\n\x08\x63omplete\x18\x04 \x01(\x08\"3\n\x08SayReply\x12\x14\n\x0cutterance_id\x18\x01 \x01(\t\x12\x11\n\tplayed_ms\x18\x02 \x01(\x03\"\r\n\x0bStopRequest\"\x1e\n\tStopReply\x12\x11\n\tcancelled\x18\x01 \x01(\r\"%\n\rCancelRequest\x12\x14\n\x0cutterance_id\x18\x01 \x01(\t\" \n\x0b\x43\x61ncelReply\x12\x11\n\tcancelled\x18\x01 \x01(\x08\"\x0e\n\x0cPauseRequest\"\x1c\n\nPauseReply\x12\x0e\n\x06paused\x18\x01 \x01(\x08\"\x0f\n\rStatusRequest\"\xae\x01\n\x08\x43ounters\x12\x12\n\nutterances\x18\x01 \x01(\x04\x12\x11\n\tunderruns\x18\x02 \x01(\x04\x12\x0e\n\x06\x65rrors\x18\x03 \x01(\x04\x12\x15\n\rframes_played\x18\x04 \x01(\x04\x12\x11\n\tfallbacks\x18\x05 \x01(\x04\x12\x18\n\x10\x64\x65vice_underruns\x18\x06 \x01(\x04\x12\x0f\n\x07resumed\x18\x07 \x01(\x04\x12\x16\n\x0e\x64\x65vice_reopens\x18\x08 \x01(\x04\"\xcd\x03\n\x06Status\x12\r\n\x05state\x18\x01 \x01(\t\x12\x14\n\x0cqueue_length\x18\x02 \x01(\r\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x13\n\x0bsample_rate\x18\x04 \x01(\r\x12\x10\n\x08\x63hannels\x18\x05 \x01(\r\x12\x37\n\x08\x63ounters\x18\x06 \x01(\x0b\x32%.speechkit_player.control.v1.Counters\x12\x12\n\nlast_error\x18\x07 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x08 \x01(\t\x12=\n\x08\x63\x61llback\x18\t \x01(\x0b\x32+.speechkit_player.control.v1.CallbackTiming\x12@\n\rchunk_latency\x18\n \x01(\x0b\x32).speechkit_player.control.v1.ChunkLatency\x12\x0e\n\x06stream\x18\x0b \x01(\t\x12\x0e\n\x06paused\x18\x0c \x01(\x08\x12\x14\n\x0c\x64\x65vice_state\x18\r \x01(\t\x12\x36\n\x05\x63\x61\x63he\x18\x0e \x01(\x0b\x32\'.speechkit_player.control.v1.CacheStats\x12\x19\n\x11output_latency_ms\x18\x0f \x01(\r\"o\n\nCacheStats\x12\x0c\n\x04hits\x18\x01 \x01(\x04\x12\x0e\n\x06misses\x18\x02 \x01(\x04\x12\x0f\n\x07\x65ntries\x18\x03 \x01(\r\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\x12\x11\n\tmax_bytes\x18\x05 \x01(\x04\x12\x0b\n\x03\x64ir\x18\x06 \x01(\t\"!\n\x10WarmCacheRequest\x12\r\n\x05texts\x18\x01 \x03(\t\"c\n\x0eWarmCacheReply\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0f\n\x07outcome\x18\x02 \x01(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x04 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x05 \x01(\r\"\x12\n\x10ListCacheRequest\"w\n\nCacheEntry\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05voice\x18\x02 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x03 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x04 \x01(\r\x12\x12\n\nsize_bytes\x18\x05 \x01(\x04\x12\x13\n\x0blast_played\x18\x06 \x01(\x01\"J\n\x0eListCacheReply\x12\x38\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\'.speechkit_player.control.v1.CacheEntry\"\x13\n\x11\x43learCacheRequest\"7\n\x0f\x43learCacheReply\x12\x0f\n\x07removed\x18\x01 \x01(\r\x12\x13\n\x0b\x66reed_bytes\x18\x02 \x01(\x04\"R\n\x0e\x43\x61llbackTiming\x12\r\n\x05\x63\x61lls\x18\x01 \x01(\x04\x12\x11\n\tmedian_us\x18\x02 \x01(\x01\x12\x0e\n\x06p99_us\x18\x03 \x01(\x01\x12\x0e\n\x06max_us\x18\x04 \x01(\x01\"Q\n\x0c\x43hunkLatency\x12\x0e\n\x06\x63hunks\x18\x01 \x01(\x04\x12\x11\n\tmedian_ms\x18\x02 \x01(\x01\x12\x0e\n\x06p95_ms\x18\x03 \x01(\x01\x12\x0e\n\x06max_ms\x18\x04 \x01(\x01\"\x14\n\x12ListDevicesRequest\"\x83\x01\n\x06\x44\x65vice\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07hostapi\x18\x03 \x01(\t\x12\x1b\n\x13max_output_channels\x18\x04 \x01(\x05\x12\x1a\n\x12\x64\x65\x66\x61ult_samplerate\x18\x05 \x01(\x01\x12\x12\n\nis_default\x18\x06 \x01(\x08\"H\n\x10ListDevicesReply\x12\x34\n\x07\x64\x65vices\x18\x01 \x03(\x0b\x32#.speechkit_player.control.v1.Device\"\x0f\n\rEventsRequest\"?\n\nWordTiming\x12\x0c\n\x04word\x18\x01 \x01(\t\x12\x10\n\x08start_ms\x18\x02 \x01(\x03\x12\x11\n\tlength_ms\x18\x03 \x01(\x03\"\x8c\x03\n\x05\x45vent\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x14\n\x0cutterance_id\x18\x02 \x01(\t\x12\x0c\n\x04time\x18\x03 \x01(\x01\x12\x1b\n\x0e\x66irst_audio_ms\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x11\n\x04text\x18\x05 \x01(\tH\x01\x88\x01\x01\x12\x15\n\x08start_ms\x18\x06 \x01(\x03H\x02\x88\x01\x01\x12=\n\x0cword_timings\x18\x07 \x03(\x0b\x32\'.speechkit_player.control.v1.WordTiming\x12\x16\n\tplayed_ms\x18\x08 \x01(\x03H\x03\x88\x01\x01\x12\x12\n\x05\x65rror\x18\t \x01(\tH\x04\x88\x01\x01\x12\x13\n\x06reason\x18\n \x01(\tH\x05\x88\x01\x01\x12\x13\n\x06origin\x18\x0b \x01(\tH\x06\x88\x01\x01\x12\x13\n\x06\x63lient\x18\x0c \x01(\tH\x07\x88\x01\x01\x42\x11\n\x0f_first_audio_msB\x07\n\x05_textB\x0b\n\t_start_msB\x0c\n\n_played_msB\x08\n\x06_errorB\t\n\x07_reasonB\t\n\x07_originB\t\n\x07_client2\xbf\x08\n\x06Player\x12W\n\x03Say\x12\'.speechkit_player.control.v1.SayRequest\x1a%.speechkit_player.control.v1.SayReply(\x01\x12X\n\x04Stop\x12(.speechkit_player.control.v1.StopRequest\x1a&.speechkit_player.control.v1.StopReply\x12^\n\x06\x43\x61ncel\x12*.speechkit_player.control.v1.CancelRequest\x1a(.speechkit_player.control.v1.CancelReply\x12[\n\x05Pause\x12).speechkit_player.control.v1.PauseRequest\x1a\'.speechkit_player.control.v1.PauseReply\x12\\\n\x06Resume\x12).speechkit_player.control.v1.PauseRequest\x1a\'.speechkit_player.control.v1.PauseReply\x12\\\n\tGetStatus\x12*.speechkit_player.control.v1.StatusRequest\x1a#.speechkit_player.control.v1.Status\x12m\n\x0bListDevices\x12/.speechkit_player.control.v1.ListDevicesRequest\x1a-.speechkit_player.control.v1.ListDevicesReply\x12Z\n\x06\x45vents\x12*.speechkit_player.control.v1.EventsRequest\x1a\".speechkit_player.control.v1.Event0\x01\x12i\n\tWarmCache\x12-.speechkit_player.control.v1.WarmCacheRequest\x1a+.speechkit_player.control.v1.WarmCacheReply0\x01\x12g\n\tListCache\x12-.speechkit_player.control.v1.ListCacheRequest\x1a+.speechkit_player.control.v1.ListCacheReply\x12j\n\nClearCache\x12..speechkit_player.control.v1.ClearCacheRequest\x1a,.speechkit_player.control.v1.ClearCacheReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)speechkit_player/control/v1/control.proto\x12\x1bspeechkit_player.control.v1\"L\n\nSayRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0c\n\x04wait\x18\x02 \x01(\x08\x12\x10\n\x08priority\x18\x03 \x01(\t\x12\x10\n\x08\x63omplete\x18\x04 \x01(\x08\"3\n\x08SayReply\x12\x14\n\x0cutterance_id\x18\x01 \x01(\t\x12\x11\n\tplayed_ms\x18\x02 \x01(\x03\"\r\n\x0bStopRequest\"\x1e\n\tStopReply\x12\x11\n\tcancelled\x18\x01 \x01(\r\"%\n\rCancelRequest\x12\x14\n\x0cutterance_id\x18\x01 \x01(\t\" \n\x0b\x43\x61ncelReply\x12\x11\n\tcancelled\x18\x01 \x01(\x08\"\x0e\n\x0cPauseRequest\"\x1c\n\nPauseReply\x12\x0e\n\x06paused\x18\x01 \x01(\x08\"\x0f\n\rStatusRequest\"\xa6\x02\n\x08\x43ounters\x12\x12\n\nutterances\x18\x01 \x01(\x04\x12\x11\n\tunderruns\x18\x02 \x01(\x04\x12\x0e\n\x06\x65rrors\x18\x03 \x01(\x04\x12\x15\n\rframes_played\x18\x04 \x01(\x04\x12\x11\n\tfallbacks\x18\x05 \x01(\x04\x12\x18\n\x10\x64\x65vice_underruns\x18\x06 \x01(\x04\x12\x0f\n\x07resumed\x18\x07 \x01(\x04\x12\x16\n\x0e\x64\x65vice_reopens\x18\x08 \x01(\x04\x12\x45\n\x08requests\x18\t \x03(\x0b\x32\x33.speechkit_player.control.v1.Counters.RequestsEntry\x1a/\n\rRequestsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"@\n\x08Speaking\x12\x14\n\x0cutterance_id\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x0e\n\x06\x63lient\x18\x03 \x01(\t\"\x86\x04\n\x06Status\x12\r\n\x05state\x18\x01 \x01(\t\x12\x14\n\x0cqueue_length\x18\x02 \x01(\r\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x13\n\x0bsample_rate\x18\x04 \x01(\r\x12\x10\n\x08\x63hannels\x18\x05 \x01(\r\x12\x37\n\x08\x63ounters\x18\x06 \x01(\x0b\x32%.speechkit_player.control.v1.Counters\x12\x12\n\nlast_error\x18\x07 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x08 \x01(\t\x12=\n\x08\x63\x61llback\x18\t \x01(\x0b\x32+.speechkit_player.control.v1.CallbackTiming\x12@\n\rchunk_latency\x18\n \x01(\x0b\x32).speechkit_player.control.v1.ChunkLatency\x12\x0e\n\x06stream\x18\x0b \x01(\t\x12\x0e\n\x06paused\x18\x0c \x01(\x08\x12\x14\n\x0c\x64\x65vice_state\x18\r \x01(\t\x12\x36\n\x05\x63\x61\x63he\x18\x0e \x01(\x0b\x32\'.speechkit_player.control.v1.CacheStats\x12\x19\n\x11output_latency_ms\x18\x0f \x01(\r\x12\x37\n\x08speaking\x18\x10 \x01(\x0b\x32%.speechkit_player.control.v1.Speaking\"o\n\nCacheStats\x12\x0c\n\x04hits\x18\x01 \x01(\x04\x12\x0e\n\x06misses\x18\x02 \x01(\x04\x12\x0f\n\x07\x65ntries\x18\x03 \x01(\r\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\x12\x11\n\tmax_bytes\x18\x05 \x01(\x04\x12\x0b\n\x03\x64ir\x18\x06 \x01(\t\"!\n\x10WarmCacheRequest\x12\r\n\x05texts\x18\x01 \x03(\t\"c\n\x0eWarmCacheReply\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0f\n\x07outcome\x18\x02 \x01(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x04 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x05 \x01(\r\"\x12\n\x10ListCacheRequest\"w\n\nCacheEntry\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05voice\x18\x02 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x03 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x04 \x01(\r\x12\x12\n\nsize_bytes\x18\x05 \x01(\x04\x12\x13\n\x0blast_played\x18\x06 \x01(\x01\"J\n\x0eListCacheReply\x12\x38\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\'.speechkit_player.control.v1.CacheEntry\"\x13\n\x11\x43learCacheRequest\"7\n\x0f\x43learCacheReply\x12\x0f\n\x07removed\x18\x01 \x01(\r\x12\x13\n\x0b\x66reed_bytes\x18\x02 \x01(\x04\"R\n\x0e\x43\x61llbackTiming\x12\r\n\x05\x63\x61lls\x18\x01 \x01(\x04\x12\x11\n\tmedian_us\x18\x02 \x01(\x01\x12\x0e\n\x06p99_us\x18\x03 \x01(\x01\x12\x0e\n\x06max_us\x18\x04 \x01(\x01\"Q\n\x0c\x43hunkLatency\x12\x0e\n\x06\x63hunks\x18\x01 \x01(\x04\x12\x11\n\tmedian_ms\x18\x02 \x01(\x01\x12\x0e\n\x06p95_ms\x18\x03 \x01(\x01\x12\x0e\n\x06max_ms\x18\x04 \x01(\x01\"\x14\n\x12ListDevicesRequest\"\x83\x01\n\x06\x44\x65vice\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07hostapi\x18\x03 \x01(\t\x12\x1b\n\x13max_output_channels\x18\x04 \x01(\x05\x12\x1a\n\x12\x64\x65\x66\x61ult_samplerate\x18\x05 \x01(\x01\x12\x12\n\nis_default\x18\x06 \x01(\x08\"H\n\x10ListDevicesReply\x12\x34\n\x07\x64\x65vices\x18\x01 \x03(\x0b\x32#.speechkit_player.control.v1.Device\"\x0f\n\rEventsRequest\"?\n\nWordTiming\x12\x0c\n\x04word\x18\x01 \x01(\t\x12\x10\n\x08start_ms\x18\x02 \x01(\x03\x12\x11\n\tlength_ms\x18\x03 \x01(\x03\"\x8c\x03\n\x05\x45vent\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x14\n\x0cutterance_id\x18\x02 \x01(\t\x12\x0c\n\x04time\x18\x03 \x01(\x01\x12\x1b\n\x0e\x66irst_audio_ms\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x11\n\x04text\x18\x05 \x01(\tH\x01\x88\x01\x01\x12\x15\n\x08start_ms\x18\x06 \x01(\x03H\x02\x88\x01\x01\x12=\n\x0cword_timings\x18\x07 \x03(\x0b\x32\'.speechkit_player.control.v1.WordTiming\x12\x16\n\tplayed_ms\x18\x08 \x01(\x03H\x03\x88\x01\x01\x12\x12\n\x05\x65rror\x18\t \x01(\tH\x04\x88\x01\x01\x12\x13\n\x06reason\x18\n \x01(\tH\x05\x88\x01\x01\x12\x13\n\x06origin\x18\x0b \x01(\tH\x06\x88\x01\x01\x12\x13\n\x06\x63lient\x18\x0c \x01(\tH\x07\x88\x01\x01\x42\x11\n\x0f_first_audio_msB\x07\n\x05_textB\x0b\n\t_start_msB\x0c\n\n_played_msB\x08\n\x06_errorB\t\n\x07_reasonB\t\n\x07_originB\t\n\x07_client2\xbf\x08\n\x06Player\x12W\n\x03Say\x12\'.speechkit_player.control.v1.SayRequest\x1a%.speechkit_player.control.v1.SayReply(\x01\x12X\n\x04Stop\x12(.speechkit_player.control.v1.StopRequest\x1a&.speechkit_player.control.v1.StopReply\x12^\n\x06\x43\x61ncel\x12*.speechkit_player.control.v1.CancelRequest\x1a(.speechkit_player.control.v1.CancelReply\x12[\n\x05Pause\x12).speechkit_player.control.v1.PauseRequest\x1a\'.speechkit_player.control.v1.PauseReply\x12\\\n\x06Resume\x12).speechkit_player.control.v1.PauseRequest\x1a\'.speechkit_player.control.v1.PauseReply\x12\\\n\tGetStatus\x12*.speechkit_player.control.v1.StatusRequest\x1a#.speechkit_player.control.v1.Status\x12m\n\x0bListDevices\x12/.speechkit_player.control.v1.ListDevicesRequest\x1a-.speechkit_player.control.v1.ListDevicesReply\x12Z\n\x06\x45vents\x12*.speechkit_player.control.v1.EventsRequest\x1a\".speechkit_player.control.v1.Event0\x01\x12i\n\tWarmCache\x12-.speechkit_player.control.v1.WarmCacheRequest\x1a+.speechkit_player.control.v1.WarmCacheReply0\x01\x12g\n\tListCache\x12-.speechkit_player.control.v1.ListCacheRequest\x1a+.speechkit_player.control.v1.ListCacheReply\x12j\n\nClearCache\x12..speechkit_player.control.v1.ClearCacheRequest\x1a,.speechkit_player.control.v1.ClearCacheReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'speechkit_player.control.v1.control_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_COUNTERS_REQUESTSENTRY']._loaded_options = None
+  _globals['_COUNTERS_REQUESTSENTRY']._serialized_options = b'8\001'
   _globals['_SAYREQUEST']._serialized_start=74
   _globals['_SAYREQUEST']._serialized_end=150
   _globals['_SAYREPLY']._serialized_start=152
@@ -50,41 +52,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STATUSREQUEST']._serialized_start=371
   _globals['_STATUSREQUEST']._serialized_end=386
   _globals['_COUNTERS']._serialized_start=389
-  _globals['_COUNTERS']._serialized_end=563
-  _globals['_STATUS']._serialized_start=566
-  _globals['_STATUS']._serialized_end=1027
-  _globals['_CACHESTATS']._serialized_start=1029
-  _globals['_CACHESTATS']._serialized_end=1140
-  _globals['_WARMCACHEREQUEST']._serialized_start=1142
-  _globals['_WARMCACHEREQUEST']._serialized_end=1175
-  _globals['_WARMCACHEREPLY']._serialized_start=1177
-  _globals['_WARMCACHEREPLY']._serialized_end=1276
-  _globals['_LISTCACHEREQUEST']._serialized_start=1278
-  _globals['_LISTCACHEREQUEST']._serialized_end=1296
-  _globals['_CACHEENTRY']._serialized_start=1298
-  _globals['_CACHEENTRY']._serialized_end=1417
-  _globals['_LISTCACHEREPLY']._serialized_start=1419
-  _globals['_LISTCACHEREPLY']._serialized_end=1493
-  _globals['_CLEARCACHEREQUEST']._serialized_start=1495
-  _globals['_CLEARCACHEREQUEST']._serialized_end=1514
-  _globals['_CLEARCACHEREPLY']._serialized_start=1516
-  _globals['_CLEARCACHEREPLY']._serialized_end=1571
-  _globals['_CALLBACKTIMING']._serialized_start=1573
-  _globals['_CALLBACKTIMING']._serialized_end=1655
-  _globals['_CHUNKLATENCY']._serialized_start=1657
-  _globals['_CHUNKLATENCY']._serialized_end=1738
-  _globals['_LISTDEVICESREQUEST']._serialized_start=1740
-  _globals['_LISTDEVICESREQUEST']._serialized_end=1760
-  _globals['_DEVICE']._serialized_start=1763
-  _globals['_DEVICE']._serialized_end=1894
-  _globals['_LISTDEVICESREPLY']._serialized_start=1896
-  _globals['_LISTDEVICESREPLY']._serialized_end=1968
-  _globals['_EVENTSREQUEST']._serialized_start=1970
-  _globals['_EVENTSREQUEST']._serialized_end=1985
-  _globals['_WORDTIMING']._serialized_start=1987
-  _globals['_WORDTIMING']._serialized_end=2050
-  _globals['_EVENT']._serialized_start=2053
-  _globals['_EVENT']._serialized_end=2449
-  _globals['_PLAYER']._serialized_start=2452
-  _globals['_PLAYER']._serialized_end=3539
+  _globals['_COUNTERS']._serialized_end=683
+  _globals['_COUNTERS_REQUESTSENTRY']._serialized_start=636
+  _globals['_COUNTERS_REQUESTSENTRY']._serialized_end=683
+  _globals['_SPEAKING']._serialized_start=685
+  _globals['_SPEAKING']._serialized_end=749
+  _globals['_STATUS']._serialized_start=752
+  _globals['_STATUS']._serialized_end=1270
+  _globals['_CACHESTATS']._serialized_start=1272
+  _globals['_CACHESTATS']._serialized_end=1383
+  _globals['_WARMCACHEREQUEST']._serialized_start=1385
+  _globals['_WARMCACHEREQUEST']._serialized_end=1418
+  _globals['_WARMCACHEREPLY']._serialized_start=1420
+  _globals['_WARMCACHEREPLY']._serialized_end=1519
+  _globals['_LISTCACHEREQUEST']._serialized_start=1521
+  _globals['_LISTCACHEREQUEST']._serialized_end=1539
+  _globals['_CACHEENTRY']._serialized_start=1541
+  _globals['_CACHEENTRY']._serialized_end=1660
+  _globals['_LISTCACHEREPLY']._serialized_start=1662
+  _globals['_LISTCACHEREPLY']._serialized_end=1736
+  _globals['_CLEARCACHEREQUEST']._serialized_start=1738
+  _globals['_CLEARCACHEREQUEST']._serialized_end=1757
+  _globals['_CLEARCACHEREPLY']._serialized_start=1759
+  _globals['_CLEARCACHEREPLY']._serialized_end=1814
+  _globals['_CALLBACKTIMING']._serialized_start=1816
+  _globals['_CALLBACKTIMING']._serialized_end=1898
+  _globals['_CHUNKLATENCY']._serialized_start=1900
+  _globals['_CHUNKLATENCY']._serialized_end=1981
+  _globals['_LISTDEVICESREQUEST']._serialized_start=1983
+  _globals['_LISTDEVICESREQUEST']._serialized_end=2003
+  _globals['_DEVICE']._serialized_start=2006
+  _globals['_DEVICE']._serialized_end=2137
+  _globals['_LISTDEVICESREPLY']._serialized_start=2139
+  _globals['_LISTDEVICESREPLY']._serialized_end=2211
+  _globals['_EVENTSREQUEST']._serialized_start=2213
+  _globals['_EVENTSREQUEST']._serialized_end=2228
+  _globals['_WORDTIMING']._serialized_start=2230
+  _globals['_WORDTIMING']._serialized_end=2293
+  _globals['_EVENT']._serialized_start=2296
+  _globals['_EVENT']._serialized_end=2692
+  _globals['_PLAYER']._serialized_start=2695
+  _globals['_PLAYER']._serialized_end=3782
 # @@protoc_insertion_point(module_scope)

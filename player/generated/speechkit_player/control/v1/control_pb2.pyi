@@ -205,6 +205,26 @@ Global___StatusRequest: _TypeAlias = StatusRequest  # noqa: Y015
 class Counters(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class RequestsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     UTTERANCES_FIELD_NUMBER: _builtins.int
     UNDERRUNS_FIELD_NUMBER: _builtins.int
     ERRORS_FIELD_NUMBER: _builtins.int
@@ -213,6 +233,7 @@ class Counters(_message.Message):
     DEVICE_UNDERRUNS_FIELD_NUMBER: _builtins.int
     RESUMED_FIELD_NUMBER: _builtins.int
     DEVICE_REOPENS_FIELD_NUMBER: _builtins.int
+    REQUESTS_FIELD_NUMBER: _builtins.int
     utterances: _builtins.int
     underruns: _builtins.int
     errors: _builtins.int
@@ -229,6 +250,12 @@ class Counters(_message.Message):
     """
     device_reopens: _builtins.int
     """Attempts at reopening a lost output device (they back off: see device_state)."""
+    @_builtins.property
+    def requests(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Utterances asked for since start, by the front they came through: "control" (this
+        API), "mqtt", "ssip".
+        """
+
     def __init__(
         self,
         *,
@@ -240,14 +267,44 @@ class Counters(_message.Message):
         device_underruns: _builtins.int = ...,
         resumed: _builtins.int = ...,
         device_reopens: _builtins.int = ...,
+        requests: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_reopens", b"device_reopens", "device_underruns", b"device_underruns", "errors", b"errors", "fallbacks", b"fallbacks", "frames_played", b"frames_played", "resumed", b"resumed", "underruns", b"underruns", "utterances", b"utterances"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_reopens", b"device_reopens", "device_underruns", b"device_underruns", "errors", b"errors", "fallbacks", b"fallbacks", "frames_played", b"frames_played", "requests", b"requests", "resumed", b"resumed", "underruns", b"underruns", "utterances", b"utterances"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Counters: _TypeAlias = Counters  # noqa: Y015
+
+@_typing.final
+class Speaking(_message.Message):
+    """The utterance being heard, and where it was asked for."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UTTERANCE_ID_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    CLIENT_FIELD_NUMBER: _builtins.int
+    utterance_id: _builtins.str
+    origin: _builtins.str
+    """The front it came through: "control", "mqtt" or "ssip"."""
+    client: _builtins.str
+    """The client's name for itself, where the front has one (SSIP's CLIENT_NAME)."""
+    def __init__(
+        self,
+        *,
+        utterance_id: _builtins.str = ...,
+        origin: _builtins.str = ...,
+        client: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "origin", b"origin", "utterance_id", b"utterance_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Speaking: _TypeAlias = Speaking  # noqa: Y015
 
 @_typing.final
 class Status(_message.Message):
@@ -268,6 +325,7 @@ class Status(_message.Message):
     DEVICE_STATE_FIELD_NUMBER: _builtins.int
     CACHE_FIELD_NUMBER: _builtins.int
     OUTPUT_LATENCY_MS_FIELD_NUMBER: _builtins.int
+    SPEAKING_FIELD_NUMBER: _builtins.int
     state: _builtins.str
     """"playing" or "idle"."""
     queue_length: _builtins.int
@@ -302,6 +360,10 @@ class Status(_message.Message):
     def cache(self) -> Global___CacheStats:
         """Absent when the phrase cache is off."""
 
+    @_builtins.property
+    def speaking(self) -> Global___Speaking:
+        """Absent while nothing is heard."""
+
     def __init__(
         self,
         *,
@@ -320,10 +382,11 @@ class Status(_message.Message):
         device_state: _builtins.str = ...,
         cache: Global___CacheStats | None = ...,
         output_latency_ms: _builtins.int = ...,
+        speaking: Global___Speaking | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "callback", b"callback", "chunk_latency", b"chunk_latency", "counters", b"counters"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "callback", b"callback", "chunk_latency", b"chunk_latency", "counters", b"counters", "speaking", b"speaking"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "callback", b"callback", "channels", b"channels", "chunk_latency", b"chunk_latency", "counters", b"counters", "device", b"device", "device_state", b"device_state", "endpoint", b"endpoint", "last_error", b"last_error", "output_latency_ms", b"output_latency_ms", "paused", b"paused", "queue_length", b"queue_length", "sample_rate", b"sample_rate", "state", b"state", "stream", b"stream"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "callback", b"callback", "channels", b"channels", "chunk_latency", b"chunk_latency", "counters", b"counters", "device", b"device", "device_state", b"device_state", "endpoint", b"endpoint", "last_error", b"last_error", "output_latency_ms", b"output_latency_ms", "paused", b"paused", "queue_length", b"queue_length", "sample_rate", b"sample_rate", "speaking", b"speaking", "state", b"state", "stream", b"stream"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
