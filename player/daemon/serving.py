@@ -210,7 +210,8 @@ def _ssip(settings: Settings, speaker: Speaker) -> SsipServer | None:
     from player.audio.chimes import load_wav
     from player.ssip import SsipServer
 
-    local = [name for name, _ in settings.local.voices]
+    # [local] voices are offered only where the local voice speaks: the cloud knows none.
+    local = [name for name, _ in settings.local.voices] if settings.speechkit.uses_local else []
     rate = speaker.playback.output.device.samplerate
     try:
         icons = {name: load_wav(path, rate) for name, path in settings.ssip.sound_icons}

@@ -29,12 +29,12 @@ Announce = Callable[[Utterance], Awaitable[None]]
 
 
 def priority_named(name: str) -> Priority:
-    """speech-dispatcher's priority of that name (any case); "" is "message". Raises
-    PriorityError naming the five."""
+    """speech-dispatcher's priority of that name; "" is "message". Raises PriorityError
+    naming the five."""
     if not name:
         return Priority.MESSAGE
     try:
-        return Priority(name.lower())
+        return Priority(name)
     except ValueError:
         names = ", ".join(p.value for p in Priority)
         raise PriorityError(f"unknown priority {name!r}: use one of {names}") from None
@@ -142,19 +142,21 @@ class Saying:
         self.complete = complete
         self._announce = announce
         self._head = ""  # the text before the utterance starts
+        self._fed = False  # its first piece has come
         self.utterance: Utterance | None = None
 
     async def feed(self, text: str) -> None:
         """More text; raises TextError once the utterance has ended, or for text after a
         complete one's first piece."""
+        first, self._fed = not self._fed, True
+        if self.complete and not first:
+            if text:
+                raise TextError(
+                    "more text after a say marked complete: send the whole text in "
+                    "its one message, or stream it without the mark"
+                )
+            return
         if self.utterance is not None:
-            if self.complete:
-                if text:
-                    raise TextError(
-                        "more text after a say marked complete: send the whole text in "
-                        "its one message, or stream it without the mark"
-                    )
-                return
             self.utterance.feed(text)
             return
         self._head += text

@@ -4,7 +4,6 @@ when it was sent."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -14,12 +13,10 @@ from player.ssip import replies
 
 NOTIFICATIONS = ("begin", "end", "cancel", "pause", "resume", "index_marks")
 """The event types a client may ask for (`SET self NOTIFICATION <type> on`)."""
-VOICE_TYPES = frozenset(
-    {
-        "male1", "male2", "male3", "female1", "female2", "female3",
-        "child_male", "child_female",
-    }
+VOICE_TYPES = (
+    "male1", "male2", "male3", "female1", "female2", "female3", "child_male", "child_female",
 )  # fmt: skip
+"""speech-dispatcher's voice types, in the order `LIST VOICES` gives them."""
 PUNCTUATION = frozenset({"all", "some", "most", "none"})
 CAP_LET_RECOGN = frozenset({"none", "spell", "icon"})
 SCALE = (-100, 100)
@@ -52,9 +49,6 @@ class Choices:
     output_module: str = ""
     notifications: frozenset[str] = field(default_factory=frozenset)
     """The event types this client is sent."""
-
-    def copy(self) -> Choices:
-        return dataclasses.replace(self)
 
 
 def _scale(
@@ -106,6 +100,14 @@ def _priority(choices: Choices, args: list[str]) -> str:
     return replies.PRIORITY_SET
 
 
+def _client_name(choices: Choices, args: list[str]) -> str:
+    name = unquote(" ".join(args))
+    if name.count(":") != 2:  # user:application:component, as speech-dispatcher checks
+        return replies.COULDNT_SET_CLIENT_NAME
+    choices.name = name
+    return replies.CLIENT_NAME_SET
+
+
 def _text(attribute: str, ok: str) -> Callable[[Choices, list[str]], str]:
     """A value taken as sent: the rest of the line, its quotes dropped."""
 
@@ -143,11 +145,13 @@ def _ignored(ok: str) -> Callable[[Choices, list[str]], str]:
 
 
 SETTERS: Mapping[str, Callable[[Choices, list[str]], str]] = {
-    "client_name": _text("name", replies.CLIENT_NAME_SET),
+    "client_name": _client_name,
     "priority": _priority,
     "language": _text("language", replies.LANGUAGE_SET),
     "synthesis_voice": _text("voice", replies.VOICE_SET),
-    "voice_type": _one_of("voice_type", VOICE_TYPES, replies.VOICE_SET, replies.COULDNT_SET_VOICE),
+    "voice_type": _one_of(
+        "voice_type", frozenset(VOICE_TYPES), replies.VOICE_SET, replies.COULDNT_SET_VOICE
+    ),
     "rate": _scale("rate", replies.RATE_SET, replies.RATE_TOO_HIGH, replies.RATE_TOO_LOW),
     "pitch": _scale("pitch", replies.PITCH_SET, replies.PITCH_TOO_HIGH, replies.PITCH_TOO_LOW),
     "pitch_range": _scale(
@@ -168,8 +172,13 @@ SETTERS: Mapping[str, Callable[[Choices, list[str]], str]] = {
     "history": _ignored(replies.NOT_IMPLEMENTED),
 }
 """SET's parameters, lower case, each checking its value and answering."""
-OWN_ONLY = frozenset({"client_name", "notification"})
-"""Parameters a client sets for itself only (`SET self`)."""
+OWN_ONLY = {
+    "client_name": replies.PARAMETER_INVALID,
+    "notification": replies.PARAMETER_INVALID,
+    "priority": replies.COULDNT_SET_PRIORITY,
+}
+"""Parameters a client sets for itself only (`SET self`), and the answer to `SET all` or
+`SET <id>` of one, as speech-dispatcher gives it."""
 NOT_IN_BLOCK = frozenset({"priority", "client_name", "output_module", "spelling"})
 """Parameters speech-dispatcher does not let change between BLOCK BEGIN and BLOCK END."""
 

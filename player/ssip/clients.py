@@ -62,8 +62,8 @@ class Clients:
 
     peers: dict[int, Peer] = field(default_factory=dict)
     """Connected clients by id."""
-    names: dict[int, str] = field(default_factory=dict)
-    """Every client's name by id, gone ones included (`HISTORY GET CLIENT_LIST`)."""
+    paused_by: int | None = None
+    """The client whose PAUSE holds the output (resumed when it goes away), if any."""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _messages: dict[str, Message] = field(default_factory=dict)
 
@@ -71,14 +71,15 @@ class Clients:
         """A new connection's client id."""
         peer.id = next(self._ids)
         self.peers[peer.id] = peer
-        self.names[peer.id] = peer.choices.name
         return peer.id
 
-    def leave(self, peer: Peer) -> None:
+    def leave(self, peer: Peer) -> bool:
+        """It has gone; True if its PAUSE held the output (which is then to be resumed)."""
         self.peers.pop(peer.id, None)
-
-    def named(self, peer: Peer) -> None:
-        self.names[peer.id] = peer.choices.name
+        if self.paused_by != peer.id:
+            return False
+        self.paused_by = None
+        return True
 
     def sent(self, peer: Peer, utterance: Utterance, marks: list[Mark] | None = None) -> int:
         """The message id of what ``peer`` sent (its utterance's number, so the ids in
@@ -87,6 +88,16 @@ class Clients:
         notify = peer.choices.notifications
         message = Message(number, peer.id, utterance, notify, list(marks or ()))
         self._messages[utterance.id] = message
+        return message.id
+
+    def at_once(self, peer: Peer, utterance: Utterance) -> int:
+        """The id of a message with nothing to play (punctuation alone, an unknown sound
+        icon): it begins and ends at once, as speech-dispatcher's would."""
+        message = Message(
+            int(utterance.id.removeprefix("u")), peer.id, utterance, peer.choices.notifications
+        )
+        self.notify(message, "begin")
+        self.notify(message, "end")
         return message.id
 
     def of(self, client: int) -> list[Utterance]:

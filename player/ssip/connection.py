@@ -19,21 +19,15 @@ from typing import ClassVar
 
 from player.audio.ring import Frames
 from player.errors import SpeechError
+from player.speech.markup import clean
 from player.speech.priority import Priority
 from player.speech.requests import Origin, Speaker
 from player.speech.utterance import Utterance
 from player.ssip import replies
 from player.ssip.choices import NOT_IN_BLOCK, OWN_ONLY, SETTERS, Choices, voice_choice
-from player.ssip.clients import Clients
-from player.ssip.voices import (
-    Mark,
-    Voice,
-    char_text,
-    for_language,
-    key_text,
-    listing,
-    ssml_text,
-)
+from player.ssip.clients import Clients, Message
+from player.ssip.queries import get_reply, help_reply, history_reply, list_reply
+from player.ssip.voices import Mark, Voice, char_text, for_language, key_text, ssml_text
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -45,7 +39,6 @@ EVENTS_KEPT = 1000
 """Events kept for a client that is not reading them; the oldest go first."""
 WRITE_TIMEOUT_S = 30.0
 """Seconds a reply may wait for a client to read; then the connection is closed."""
-HELP = ("SPEAK CHAR KEY SOUND_ICON SET STOP CANCEL PAUSE RESUME", "LIST GET HISTORY BLOCK QUIT")
 
 _CLOSE = object()
 
@@ -78,6 +71,7 @@ class Connection:
         self._events_due = asyncio.Event()
         self._replying = asyncio.Lock()
         self._in_block = False
+        self._overlong = False  # the line just read was over LINE_BYTES
 
     # -- events ----------------------------------------------------------------------
 
@@ -107,7 +101,9 @@ class Connection:
         except* (ConnectionError, TimeoutError) as gone:
             _LOGGER.debug("SSIP client %d went away: %s", self.id, gone.exceptions[0])
         finally:
-            self._clients.leave(self)
+            if self._clients.leave(self):
+                # Its PAUSE must not leave the speaker silent after it has gone.
+                self._speaker.resume()
             self._writer.close()
             _LOGGER.debug("SSIP client %d disconnected", self.id)
 
@@ -144,7 +140,10 @@ class Connection:
         except asyncio.IncompleteReadError:
             return None  # the client went away; half a line means nothing
         except asyncio.LimitOverrunError:
-            await self._skip_line()
+            try:
+                await self._skip_line()
+            except asyncio.IncompleteReadError:
+                return None  # it went away before the line ended
             self._overlong = True
             return b""
 
@@ -187,7 +186,7 @@ class Connection:
             return replies.reply(problem)
         if not data.strip():
             return replies.reply(replies.MESSAGE_CANCELED)
-        text, marks = ssml_text(data) if self.choices.ssml else (data, [])
+        text, marks = ssml_text(data, self._sent) if self.choices.ssml else (data, [])
         return self._queue(text, self.choices.priority, marks)
 
     async def _data(self) -> tuple[str, str | None]:
@@ -224,18 +223,28 @@ class Connection:
             return "", replies.INVALID_ENCODING
         return text.replace("\r\n", "\n"), None
 
+    def _sent(self, text: str) -> str:
+        """``text`` as the service is sent it (the daemon's [text] markup handling)."""
+        return clean(text, self._speaker.text.markup)
+
     def _queue(self, text: str, priority: Priority, marks: list[Mark] | None = None) -> bytes:
         choices = self.choices
+        origin = Origin("ssip", choices.name)
         try:
-            utterance = self._speaker.say(
-                text, priority, Origin("ssip", choices.name), voice_choice(choices)
-            )
+            utterance = self._speaker.say(text, priority, origin, voice_choice(choices))
         except SpeechError as err:
             _LOGGER.info("SSIP client %d: %s", self.id, err)
-            return replies.reply(replies.NOTHING_TO_SAY)
+            utterance = None
         if utterance is None:
-            return replies.reply(replies.NOTHING_TO_SAY)
-        message = self._clients.sent(self, utterance, marks)
+            # Nothing to speak in it (signs alone): queued and over at once, as
+            # speech-dispatcher does; a refusal would be an error to its clients.
+            return self._queued(
+                self._clients.at_once(self, self._speaker.utterance(priority, origin))
+            )
+        return self._queued(self._clients.sent(self, utterance, marks))
+
+    @staticmethod
+    def _queued(message: int) -> bytes:
         return replies.reply(replies.MESSAGE_QUEUED, [str(message)])
 
     async def _char(self, args: list[str]) -> bytes:
@@ -251,22 +260,25 @@ class Connection:
     async def _sound_icon(self, args: list[str]) -> bytes:
         if not args:
             return replies.reply(replies.MISSING_PARAMETER)
-        if not self._icons:
-            return replies.reply(replies.NO_SOUND_ICONS)
+        origin, priority = Origin("ssip", self.choices.name), self.choices.priority
         sound = self._icons.get(args[0].lower())
         if sound is None:
-            return replies.reply(replies.UNKNOWN_ICON)
-        origin = Origin("ssip", self.choices.name)
-        utterance = self._speaker.sound(sound, self.choices.priority, origin)
-        return replies.reply(replies.SOUND_ICON_QUEUED, [str(self._clients.sent(self, utterance))])
+            # An icon not configured plays nothing, as speech-dispatcher's missing ones.
+            return self._queued(
+                self._clients.at_once(self, self._speaker.utterance(priority, origin))
+            )
+        utterance = self._speaker.sound(sound, priority, origin)
+        return self._queued(self._clients.sent(self, utterance))
 
     async def _set(self, args: list[str]) -> bytes:
-        if len(args) < 3:
+        if len(args) < 2:
             return replies.reply(replies.MISSING_PARAMETER)
         scope, name, values = args[0].lower(), args[1].lower(), args[2:]
         setter = SETTERS.get(name)
         if setter is None:
             return replies.reply(replies.INVALID_COMMAND)
+        if not values:
+            return replies.reply(replies.MISSING_PARAMETER)
         if self._in_block and name in NOT_IN_BLOCK:
             return replies.reply(replies.NOT_ALLOWED_INSIDE_BLOCK)
         targets = self._scope(scope)
@@ -274,7 +286,7 @@ class Connection:
             invalid = replies.NO_SUCH_CLIENT if scope.isdigit() else replies.PARAMETER_INVALID
             return replies.reply(invalid)
         if name in OWN_ONLY and targets != [self.choices]:
-            return replies.reply(replies.PARAMETER_INVALID)
+            return replies.reply(OWN_ONLY[name])
         if name == "synthesis_voice":
             voice = self._voice_named(values)
             if voice is None:
@@ -287,9 +299,7 @@ class Connection:
         return replies.reply(answer)
 
     def _after_set(self, name: str, answer: str, targets: list[Choices]) -> None:
-        if name == "client_name":
-            self._clients.named(self)
-        elif name == "language" and answer == replies.LANGUAGE_SET:
+        if name == "language" and answer == replies.LANGUAGE_SET:
             # A voice that speaks it, unless the one chosen does.
             for choices in targets:
                 current = choices.voice or self._configured_voice
@@ -349,18 +359,36 @@ class Connection:
         return self._speaker.find(current) if current is not None else None
 
     async def _pause(self, args: list[str]) -> bytes:
+        """The output is paused, as `pause` pauses it, only when what plays is the
+        target's (`all`: whatever plays); resumed if the client that paused it goes."""
         if (wrong := self._who_is_wrong(args)) is not None:
             return replies.reply(wrong)
-        self._speaker.pause()
-        self._notify_playing("pause")
+        message = self._playing_message()
+        if message is not None and self._targets(args[0].lower(), message.client):
+            self._speaker.pause()
+            self._clients.paused_by = self.id
+            self._clients.notify(message, "pause")
         return replies.reply(replies.PAUSED)
 
     async def _resume(self, args: list[str]) -> bytes:
         if (wrong := self._who_is_wrong(args)) is not None:
             return replies.reply(wrong)
-        self._speaker.resume()
-        self._notify_playing("resume")
+        message = self._playing_message()
+        if self._clients.paused_by is not None and (
+            message is None or self._targets(args[0].lower(), message.client)
+        ):
+            self._speaker.resume()
+            self._clients.paused_by = None
+            if message is not None:
+                self._clients.notify(message, "resume")
         return replies.reply(replies.RESUMED)
+
+    def _targets(self, who: str, client: int) -> bool:
+        return who == "all" or self._client_of(who) == client
+
+    def _playing_message(self) -> Message | None:
+        current = self._speaker.playback.current_id
+        return self._clients.message(current) if current is not None else None
 
     def _who_is_wrong(self, args: list[str]) -> str | None:
         """The error for a STOP, CANCEL, PAUSE or RESUME that names no one it could."""
@@ -371,60 +399,14 @@ class Connection:
             return None
         return replies.ID_NOT_EXIST if who.lstrip("-").isdigit() else replies.PARAMETER_INVALID
 
-    def _notify_playing(self, kind: str) -> None:
-        current = self._speaker.playback.current_id
-        message = self._clients.message(current) if current is not None else None
-        if message is not None:
-            self._clients.notify(message, kind)
-
     async def _list(self, args: list[str]) -> bytes:
-        what = args[0].lower() if args else ""
-        if what == "synthesis_voices":
-            return replies.reply(replies.VOICE_LIST_SENT, listing(self._voices))
-        if what == "voices":
-            return replies.reply(replies.VOICE_LIST_SENT, sorted(_VOICE_TYPES_UPPER))
-        if what == "output_modules":
-            return replies.reply(replies.MODULE_LIST_SENT, ["speechkit"])
-        if not what:
-            return replies.reply(replies.MISSING_PARAMETER)
-        return replies.reply(replies.PARAMETER_INVALID)
+        return list_reply(self._voices, args)
 
     async def _get(self, args: list[str]) -> bytes:
-        what = args[0].lower() if args else ""
-        choices = self.choices
-        values = {
-            "voice_type": choices.voice_type.upper(),
-            "output_module": choices.output_module or "speechkit",
-            "rate": str(choices.rate),
-            "pitch": str(choices.pitch),
-            "pitch_range": str(choices.pitch_range),
-            "volume": str(choices.volume),
-            "punctuation": choices.punctuation,
-            "language": choices.language or "none",
-            "synthesis_voice": choices.voice or "none",
-        }
-        if not what:
-            return replies.reply(replies.MISSING_PARAMETER)
-        if what not in values:
-            return replies.reply(replies.PARAMETER_INVALID)
-        return replies.reply(replies.GET_RETURNED, [values[what]])
+        return get_reply(self.choices, args)
 
     async def _history(self, args: list[str]) -> bytes:
-        words = [a.lower() for a in args]
-        if len(words) < 2:
-            return replies.reply(replies.MISSING_PARAMETER)
-        if words[:2] == ["get", "client_id"]:
-            return replies.reply(replies.CLIENT_ID_SENT, [str(self.id)])
-        if words[:2] == ["get", "client_list"]:
-            rows = [
-                f"{cid} {name} {int(cid in self._clients.peers)}"
-                for cid, name in sorted(self._clients.names.items())
-            ]
-            return replies.reply(replies.CLIENT_LIST_SENT, rows)
-        if words[0] not in ("get", "cursor", "say", "sort"):
-            return replies.reply(replies.INVALID_COMMAND)
-        # The history of messages speech-dispatcher keeps (and keeps off by default).
-        return replies.reply(replies.NOT_YET_IMPLEMENTED)
+        return history_reply(self.id, args)
 
     async def _block(self, args: list[str]) -> bytes:
         what = args[0].lower() if args else ""
@@ -441,7 +423,7 @@ class Connection:
         return replies.reply(replies.PARAMETER_INVALID if what else replies.MISSING_PARAMETER)
 
     async def _help(self, args: list[str]) -> bytes:
-        return replies.reply(replies.HELP_SENT, HELP)
+        return help_reply()
 
     _COMMANDS: ClassVar[Mapping[str, Callable[[Connection, list[str]], Awaitable[bytes]]]] = {
         "speak": _speak,
@@ -464,8 +446,3 @@ class Connection:
     )
     """What speech-dispatcher takes between BLOCK BEGIN and BLOCK END (SET only in part:
     `NOT_IN_BLOCK`)."""
-
-
-_VOICE_TYPES_UPPER = frozenset(
-    {"MALE1", "MALE2", "MALE3", "FEMALE1", "FEMALE2", "FEMALE3", "CHILD_MALE", "CHILD_FEMALE"}
-)

@@ -9,7 +9,8 @@ picks a voice of that language when the chosen one does not speak it.
 from __future__ import annotations
 
 import html.parser
-from collections.abc import Iterable
+import unicodedata
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from player import limits
@@ -70,10 +71,15 @@ def _speaks(voice: Voice, wanted: str) -> bool:
 
 
 def char_text(argument: str) -> str:
-    """What `CHAR` speaks: the character, or its name where alone it says nothing."""
+    """What `CHAR` speaks: the character, or its name where alone it says nothing
+    ("!" as "exclamation mark")."""
     if argument.lower() == "space":
         return "space"
-    return CHAR_NAMES.get(argument, argument)
+    if argument in CHAR_NAMES:
+        return CHAR_NAMES[argument]
+    if len(argument) == 1 and not argument.isalnum():
+        return unicodedata.name(argument, argument).lower()
+    return argument
 
 
 def key_text(argument: str) -> str:
@@ -90,13 +96,16 @@ Mark = tuple[int, str]
 it, and its name."""
 
 
-def ssml_text(markup: str) -> tuple[str, list[Mark]]:
+def ssml_text(markup: str, sent: Callable[[str], str] = str) -> tuple[str, list[Mark]]:
     """The words of an SSML message (its tags dropped, entities read as characters) and
-    its marks. Markup that does not parse is read as far as it does, as text."""
+    its marks, each counted in what ``sent`` makes of the text before it: the text as the
+    service is sent it, which is what its chunks of text echo ("C++" read as "C plus
+    plus"). Markup that does not parse is read as far as it does, as text."""
     reader = _SsmlReader()
     reader.feed(markup)
     reader.close()
-    return "".join(reader.text), reader.marks
+    marks = [(spoken_chars(sent(before)), name) for before, name in reader.marks]
+    return "".join(reader.text), marks
 
 
 def spoken_chars(text: str) -> int:
@@ -108,18 +117,17 @@ class _SsmlReader(html.parser.HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.text: list[str] = []
-        self.marks: list[Mark] = []
-        self._chars = 0
+        self.marks: list[tuple[str, str]] = []
+        """(the text before it, its name) of each mark."""
 
     def handle_data(self, data: str) -> None:
         self.text.append(data)
-        self._chars += spoken_chars(data)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "mark":
             name = dict(attrs).get("name")
             if name:
-                self.marks.append((self._chars, name))
+                self.marks.append(("".join(self.text), name))
         # Tags part words as a pause would (`<break/>`, a sentence's `</s>`).
         self.text.append(" ")
 

@@ -61,10 +61,3 @@ def test_a_client_name_may_come_quoted():
     assert set_(choices, "client_name", '"root:spd-say:main"') == replies.CLIENT_NAME_SET
     assert choices.name == "root:spd-say:main"
     assert unquote('"') == '"'
-
-
-def test_a_copy_does_not_follow_later_changes():
-    choices = Choices()
-    kept = choices.copy()
-    set_(choices, "rate", "50")
-    assert kept.rate == 0

@@ -1,3 +1,4 @@
+from player.speech.markup import clean
 from player.ssip.voices import (
     Voice,
     char_text,
@@ -44,3 +45,16 @@ def test_ssml_marks_count_the_characters_before_them():
     text, marks = ssml_text(markup)
     assert " ".join(text.split()) == "Hello big world."
     assert marks == [(0, "0"), (5, "m1"), (14, "end")]
+
+
+def test_a_sign_alone_is_spoken_by_its_unicode_name():
+    assert char_text("!") == "exclamation mark"
+    assert char_text("@") == "commercial at"
+
+
+def test_marks_count_the_text_as_the_service_is_sent_it():
+    markup = "<speak>C++ is fun. <mark name='m'/>Go on.</speak>"
+    _, raw = ssml_text(markup)
+    _, sent = ssml_text(markup, lambda text: clean(text, "plain"))
+    assert raw == [(9, "m")]  # "C++isfun."
+    assert sent == [(15, "m")]  # "Cplusplusisfun.": what the service echoes back
