@@ -509,3 +509,28 @@ async def test_signs_alone_are_queued_and_end_at_once_as_speech_dispatcher_s_do(
         assert f"702-{message}" in lines[begin:], lines
     (call,) = await tone_server.wait_calls(1, TIMEOUT)  # the "!" is spoken by name
     assert "".join(call.texts).strip() == "exclamation mark"
+
+
+async def test_a_client_that_goes_away_paused_does_not_leave_the_speaker_silent(
+    ssip_daemon: Daemon, tmp_path: Path, recorder: Recorder
+) -> None:
+    path = tmp_path / "speechd.sock"
+    start = recorder.sample_count()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(TIMEOUT)
+        sock.connect(str(path))
+        reader = sock.makefile("rb")
+        sock.sendall(b"SET self PRIORITY message\r\nSPEAK\r\n" + LONG.encode() + b"\r\n.\r\n")
+        for _ in range(4):  # 202, 230, 225-N and 225
+            await asyncio.to_thread(reader.readline)
+        await heard_at_least(recorder, start, 300)
+        sock.sendall(b"PAUSE self\r\n")
+        assert await asyncio.to_thread(reader.readline) == b"211 OK PAUSED\r\n"
+        assert (await status_of(ssip_daemon))["paused"] is True
+        reader.close()  # it holds the socket open
+    # Gone without RESUME: its message plays on.
+    async with asyncio.timeout(TIMEOUT):
+        # The daemon is another process: asking it is the only way to learn its state.
+        while (await status_of(ssip_daemon))["paused"]:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+    await record_until(recorder, heard_and_quiet(tone_s(LONG) - 0.2, 0.2, since=start))
