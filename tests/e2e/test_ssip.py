@@ -25,6 +25,7 @@ from tests.e2e.common import (
     TIMEOUT,
     Listener,
     Recording,
+    closed_port,
     heard_and_quiet,
     heard_at_least,
     killed_at_exit,
@@ -534,3 +535,15 @@ async def test_a_client_that_goes_away_paused_does_not_leave_the_speaker_silent(
         while (await status_of(ssip_daemon))["paused"]:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
     await record_until(recorder, heard_and_quiet(tone_s(LONG) - 0.2, 0.2, since=start))
+
+
+async def test_spd_say_speaks_over_tcp_when_listen_asks_for_it(
+    tone_server: ToneServer, daemons: Daemons, recorder: Recorder
+) -> None:
+    listen = closed_port()
+    await daemons.start(tone_server.address, KEY, ssip={"socket": "off", "listen": listen})
+    start = recorder.sample_count()
+    env = {**os.environ, "SPEECHD_ADDRESS": f"inet_socket:{listen}"}
+    result = await spd_say(env, "-w", SHORT)
+    assert result.returncode == 0, result.stderr
+    await record_until(recorder, heard_and_quiet(tone_s(SHORT) - 0.1, 0.2, since=start))
