@@ -40,11 +40,13 @@ async def exec_to_wire(
             calls = len(tone.calls)
             started = time.monotonic()
             proc = await asyncio.create_subprocess_exec(*argv, env=env)
-            (*_, call) = await tone.wait_calls(calls + 1, TIMEOUT)
+            call = (await tone.wait_started(calls + 1, TIMEOUT))[calls]
             exit_code = await asyncio.wait_for(proc.wait(), TIMEOUT)
-            if call.first_request_at is None or exit_code:
-                raise RuntimeError(f"{argv[0]} failed")
-            times[name].append((call.first_request_at - started) * 1000)
             async with Client(daemon.socket) as client:
                 await client.stop()
+            # Stopped, the call ends: by then the server has read its first request.
+            await tone.wait_finished(call, TIMEOUT)
+            if exit_code or call.first_request_at is None or call.first_request_at < started:
+                raise RuntimeError(f"{argv[0]} failed, or its call was not the one timed")
+            times[name].append((call.first_request_at - started) * 1000)
     return times

@@ -41,5 +41,6 @@ def test_bench_runs_once_and_writes_its_report(tmp_path: Path) -> None:
     assert report["contenders"][WHOLE]["runs"] == 1
     assert {NEW_USER, LONG_SLOW} <= set(report["server"]["patterns"])
     assert all({"target", "value", "met"} <= set(goal) for goal in report["targets"])
-    assert any(goal["target"].startswith(SSIP_ROW) for goal in report["targets"])
+    (ssip,) = [goal for goal in report["targets"] if goal["target"].startswith(SSIP_ROW)]
+    assert ssip["value"] > 0, ssip  # from exec to the wire: it takes some time
     assert (out / "timeline.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

@@ -369,6 +369,17 @@ class ToneServer:
         await asyncio.wait_for(reached(), timeout)
         return [call for call in self.calls if any(call is done for done in self._finished)]
 
+    async def wait_finished(self, call: CallRecord, timeout: float) -> CallRecord:  # noqa: ASYNC109
+        """Wait until ``call`` has finished (cancelled included); TimeoutError after
+        `timeout` seconds."""
+
+        async def reached() -> None:
+            while not any(call is done for done in self._finished):
+                await self._progress.wait()
+
+        await asyncio.wait_for(reached(), timeout)
+        return call
+
     async def wait_started(self, n: int, timeout: float) -> list[CallRecord]:  # noqa: ASYNC109
         """Wait until `n` calls have started (a hung one never finishes); return them all.
         Raises TimeoutError after `timeout` seconds."""
