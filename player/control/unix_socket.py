@@ -83,8 +83,9 @@ def _remove_stale(path: Path) -> None:
             probe.connect(str(path))
         except (ConnectionRefusedError, FileNotFoundError):
             pass  # nobody listens: stale
-        except TimeoutError:
-            # A listener whose backlog is full is still a listener.
+        except (TimeoutError, BlockingIOError):
+            # A listener whose backlog is full is still a listener (a Unix socket says
+            # so at once, with EAGAIN).
             raise ControlError(f"another daemon is already serving {path}") from None
         except OSError as err:
             raise ControlError(
