@@ -178,8 +178,7 @@ class PlayerService(control_pb2_grpc.PlayerServicer):
         )
 
     def _speaking(self) -> control_pb2.Speaking | None:
-        current = self._playback.current_id
-        utterance = self._playback.find(current) if current is not None else None
+        utterance = self._playback.current
         if utterance is None:
             return None
         origin = utterance.origin

@@ -84,10 +84,15 @@ class Playback:
         return self._current is not None or bool(self.heard.pending)
 
     @property
-    def current_id(self) -> str | None:
+    def current(self) -> Utterance | None:
         """The utterance whose audio plays now (or is on its way), if any."""
         tracks = self._in_ring()
-        return tracks[0].utterance.id if tracks else None
+        return tracks[0].utterance if tracks else None
+
+    @property
+    def current_id(self) -> str | None:
+        current = self.current
+        return current.id if current is not None else None
 
     @property
     def busy(self) -> bool:

@@ -84,18 +84,14 @@ class Clients:
     def sent(self, peer: Peer, utterance: Utterance, marks: list[Mark] | None = None) -> int:
         """The message id of what ``peer`` sent (its utterance's number, so the ids in
         `speechkit-player events` and in SSIP's events match); ``marks``: its SSML marks."""
-        number = int(utterance.id.removeprefix("u"))
-        notify = peer.choices.notifications
-        message = Message(number, peer.id, utterance, notify, list(marks or ()))
+        message = _message(peer, utterance, marks)
         self._messages[utterance.id] = message
         return message.id
 
     def at_once(self, peer: Peer, utterance: Utterance) -> int:
         """The id of a message with nothing to play (punctuation alone, an unknown sound
         icon): it begins and ends at once, as speech-dispatcher's would."""
-        message = Message(
-            int(utterance.id.removeprefix("u")), peer.id, utterance, peer.choices.notifications
-        )
+        message = _message(peer, utterance)
         self.notify(message, "begin")
         self.notify(message, "end")
         return message.id
@@ -151,3 +147,10 @@ class Clients:
             case _:
                 return
         self.notify(message, kind)
+
+
+def _message(peer: Peer, utterance: Utterance, marks: list[Mark] | None = None) -> Message:
+    """What ``peer`` sent, numbered as its utterance is (so the ids in `speechkit-player
+    events` and in SSIP's events match), with the notifications it asks for now."""
+    number = int(utterance.id.removeprefix("u"))
+    return Message(number, peer.id, utterance, peer.choices.notifications, list(marks or ()))

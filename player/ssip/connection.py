@@ -355,8 +355,7 @@ class Connection:
 
     def _playing(self) -> Utterance | None:
         """The utterance being heard now, if any."""
-        current = self._speaker.playback.current_id
-        return self._speaker.find(current) if current is not None else None
+        return self._speaker.playback.current
 
     async def _pause(self, args: list[str]) -> bytes:
         """The output is paused, as `pause` pauses it, only when what plays is the
@@ -387,8 +386,8 @@ class Connection:
         return who == "all" or self._client_of(who) == client
 
     def _playing_message(self) -> Message | None:
-        current = self._speaker.playback.current_id
-        return self._clients.message(current) if current is not None else None
+        current = self._playing()
+        return self._clients.message(current.id) if current is not None else None
 
     def _who_is_wrong(self, args: list[str]) -> str | None:
         """The error for a STOP, CANCEL, PAUSE or RESUME that names no one it could."""
